@@ -1,0 +1,59 @@
+"""API clients (who may call Crossdock's API). Connections and subscriptions join them later."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from canonical.models import Carrier, Customer, TimestampedModel
+
+
+class ApiClient(TimestampedModel):
+    """A caller of the REST API. Only a SHA-256 digest of its key is stored; the key is shown once.
+
+    Keys are 256-bit random tokens, so a fast digest is enough (there is nothing to brute-force that a
+    slow password hash would protect); it also lets authentication be one indexed lookup.
+    """
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin (all records)"
+        PARTNER = "partner", "Partner (own carrier's or customer's records)"
+
+    name = models.CharField(max_length=100, unique=True)
+    role = models.CharField(max_length=10, choices=Role.choices)
+    carrier = models.ForeignKey(
+        Carrier, on_delete=models.PROTECT, null=True, blank=True, related_name="api_clients"
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="api_clients"
+    )
+    key_prefix = models.CharField(max_length=12, help_text="First characters of the key, to recognise it.")
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty uses CROSSDOCK_API_RATE."
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # An admin is bound to nothing; a partner to exactly one carrier or customer.
+            models.CheckConstraint(
+                condition=(Q(role="admin") & Q(carrier__isnull=True) & Q(customer__isnull=True))
+                | (Q(role="partner") & Q(carrier__isnull=False) & Q(customer__isnull=True))
+                | (Q(role="partner") & Q(carrier__isnull=True) & Q(customer__isnull=False)),
+                name="connections_apiclient_role_binding",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+    @property
+    def is_authenticated(self) -> bool:  # lets DRF treat the client as the request's principal
+        return True

@@ -1,0 +1,13 @@
+"""Celery queues, by kind of work. The one source of truth: settings and tasks both read this enum."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Queue(StrEnum):
+    INBOUND = "inbound"  # parse/map/apply of stored inbound messages
+    OUTBOUND = "outbound"  # deliveries to subscribers and peer writes
+    WORKFLOWS = "workflows"  # long-running process flows
+    RECONCILIATION = "reconciliation"  # scheduled cross-system checks; may take minutes
+    DEFAULT = "default"  # everything else (health pings, housekeeping)

@@ -1,0 +1,24 @@
+"""The periodic tasks beat runs, by stable name. `manage.py setup_periodic_tasks` upserts them.
+
+Later subsystems (sweepers, reconciliation) add their entries here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.core.queues import Queue
+
+
+@dataclass(frozen=True)
+class Periodic:
+    task: str  # the task's explicit Celery name
+    every_s: int  # seconds between runs
+    queue: Queue
+    args: list = field(default_factory=list)  # JSON-serializable positional arguments
+
+
+PERIODIC_TASKS: dict[str, Periodic] = {
+    # Proves beat -> broker -> worker -> database works end to end; visible in Flower.
+    "heartbeat": Periodic(task="hub.core.ping", every_s=300, queue=Queue.DEFAULT, args=["beat"]),
+}

@@ -1,0 +1,289 @@
+"""Crossdock settings, read from environment variables only (see README, "Configuration").
+
+With no ``DATABASE_URL`` set, Crossdock runs on its *embedded default*: a SQLite file and kombu's
+filesystem broker under ``CROSSDOCK_VAR_DIR`` (``./var``), with real worker processes. Production and
+the test suite set ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue as KombuQueue
+
+from hub.core.env import env_bool, env_int, env_list, env_rate, env_secret, env_str
+from hub.core.queues import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("CROSSDOCK_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+DATABASE_URL = env_secret("DATABASE_URL")
+# Embedded default: no database server configured. Quick look only; never for production.
+EMBEDDED = DATABASE_URL is None
+if EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _embedded_secret(filename: str, make: callable) -> str:  # type: ignore[valid-type]
+    """A secret kept in ``VAR_DIR`` so the embedded default survives restarts without configuration."""
+    path = VAR_DIR / filename
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DEBUG", EMBEDDED)
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if SECRET_KEY is None:
+    if not EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set (production mode)")
+    SECRET_KEY = _embedded_secret("secret_key", lambda: secrets.token_urlsafe(50))
+elif len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("SECRET_KEY is shorter than 32 characters")
+
+# Fernet keys, comma-separated; the first encrypts, all decrypt (rotation: prepend the new key).
+_encryption_keys = env_secret("CROSSDOCK_ENCRYPTION_KEY")
+if _encryption_keys is None:
+    if not EMBEDDED:
+        raise ImproperlyConfigured(
+            "CROSSDOCK_ENCRYPTION_KEY must be set when DATABASE_URL is set; make one with "
+            '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`'
+        )
+    _encryption_keys = _embedded_secret("encryption_key", lambda: Fernet.generate_key().decode())
+CROSSDOCK_ENCRYPTION_KEYS = [key.strip() for key in _encryption_keys.split(",")]
+for _index, _key in enumerate(CROSSDOCK_ENCRYPTION_KEYS):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"CROSSDOCK_ENCRYPTION_KEY item {_index + 1} is not a Fernet key (32 url-safe base64 bytes)"
+        ) from None
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "canonical",
+    "hub.core",
+    "hub.connections",
+    "hub.api",
+    "reconciliation",
+]
+
+MIDDLEWARE = [
+    "hub.core.correlation.CorrelationIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hub.urls"
+WSGI_APPLICATION = "hub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "hub" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+if EMBEDDED:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "crossdock.sqlite3",
+            # Several processes (web, worker, beat) share the file: wait for the write lock (seconds).
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL;",
+            },
+        }
+    }
+else:
+    try:
+        _db = dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("CROSSDOCK_DB_CONN_MAX_AGE", 60, minimum=0)
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed: {exc}") from None
+    if _db.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a postgres:// URL (got engine {_db.get('ENGINE')!r}); "
+            "unset it to use the embedded SQLite default"
+        )
+    if not _db.get("NAME"):
+        raise ImproperlyConfigured("DATABASE_URL names no database")
+    _db["CONN_HEALTH_CHECKS"] = True
+    DATABASES = {"default": _db}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker, cache, Celery ------------------------------------------------------------------------
+_BROKER_SCHEMES = {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"}
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL")
+if CELERY_BROKER_URL is None:
+    CELERY_BROKER_URL = "filesystem://"
+_broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
+if _broker_scheme not in _BROKER_SCHEMES:
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL has scheme {_broker_scheme!r}; use one of {sorted(_BROKER_SCHEMES)}"
+    )
+BROKER_IS_FILESYSTEM = _broker_scheme == "filesystem"
+if BROKER_IS_FILESYSTEM:
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Producers and consumers share one folder; messages are files.
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Seconds a reserved, unacknowledged message waits before Redis redelivers it. Longer than any
+        # task's hard time limit, so a slow task is not run twice; work that must wait longer lives in
+        # the database (next_attempt_at) and is woken by beat, never by a long countdown.
+        "visibility_timeout": env_int("CROSSDOCK_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    }
+
+CELERY_RESULT_BACKEND = env_secret("CELERY_RESULT_BACKEND")
+if CELERY_RESULT_BACKEND is None and _broker_scheme in {"redis", "rediss"}:
+    CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_RESULT_EXPIRES = 3600  # seconds
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT.value
+# Declaring every queue makes a plain `celery worker` consume all of them; `-Q` narrows a worker.
+CELERY_TASK_QUEUES = tuple(KombuQueue(queue.value, routing_key=queue.value) for queue in Queue)
+CELERY_TASK_SOFT_TIME_LIMIT = 60  # seconds; tasks that need longer say so in their decorator
+CELERY_TASK_TIME_LIMIT = 120  # seconds
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower's live view
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+
+CROSSDOCK_REDIS_URL = env_secret("CROSSDOCK_REDIS_URL")
+if CROSSDOCK_REDIS_URL is None and _broker_scheme in {"redis", "rediss"}:
+    CROSSDOCK_REDIS_URL = CELERY_BROKER_URL
+if CROSSDOCK_REDIS_URL is not None:
+    if urlsplit(CROSSDOCK_REDIS_URL).scheme not in {"redis", "rediss"}:
+        raise ImproperlyConfigured("CROSSDOCK_REDIS_URL must be a redis:// or rediss:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CROSSDOCK_REDIS_URL,
+            "KEY_PREFIX": env_str("CROSSDOCK_CACHE_PREFIX", "crossdock"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    # Embedded default: a cache shared by the web processes through files.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+# --- API ------------------------------------------------------------------------------------------
+CROSSDOCK_API_RATE = env_rate("CROSSDOCK_API_RATE", "1200/min")
+CROSSDOCK_PAGE_SIZE = env_int("CROSSDOCK_PAGE_SIZE", 50, minimum=1, maximum=1000)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "hub.api.v1.authentication.ApiKeyAuthentication",
+        "hub.api.v1.authentication.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["hub.api.v1.permissions.IsApiClient"],
+    "DEFAULT_THROTTLE_CLASSES": ["hub.api.v1.throttling.ApiClientRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "hub.api.v1.pagination.Pagination",
+    "PAGE_SIZE": CROSSDOCK_PAGE_SIZE,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hub.api.v1.problems.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Crossdock API",
+    "DESCRIPTION": "Logistics integration hub: canonical orders, shipments, invoices and their events.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Web ------------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = (
+    VAR_DIR / "static" if EMBEDDED else Path(env_str("CROSSDOCK_STATIC_ROOT", str(VAR_DIR / "static")))
+)
+LOGIN_URL = "admin:login"
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", False) else None
+)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("CROSSDOCK_SECURE_COOKIES", not DEBUG and not EMBEDDED)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"correlation": {"()": "hub.core.correlation.CorrelationIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [cid=%(correlation_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["correlation"]},
+    },
+    "root": {"handlers": ["console"], "level": env_str("CROSSDOCK_LOG_LEVEL", "INFO")},
+}
