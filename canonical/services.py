@@ -28,7 +28,6 @@ from canonical.models import (
 )
 
 
-
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     if hasattr(exc, "error_dict"):
         return [

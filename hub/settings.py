@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue as KombuQueue
 
 from hub.core.env import env_bool, env_int, env_list, env_rate, env_secret, env_str
-from hub.core.queues import Queue
+from hub.core.queues import ROUTES, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CROSSDOCK_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -195,6 +195,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT.value
 # Declaring every queue makes a plain `celery worker` consume all of them; `-Q` narrows a worker.
 CELERY_TASK_QUEUES = tuple(KombuQueue(queue.value, routing_key=queue.value) for queue in Queue)
+CELERY_TASK_ROUTES = {pattern: {"queue": queue.value} for pattern, queue in ROUTES.items()}
 CELERY_TASK_SOFT_TIME_LIMIT = 60  # seconds; tasks that need longer say so in their decorator
 CELERY_TASK_TIME_LIMIT = 120  # seconds
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -11,3 +11,14 @@ class Queue(StrEnum):
     WORKFLOWS = "workflows"  # long-running process flows
     RECONCILIATION = "reconciliation"  # scheduled cross-system checks; may take minutes
     DEFAULT = "default"  # everything else (health pings, housekeeping)
+
+
+# Task name prefix -> queue. Celery 5.6 deprecates the per-task ``queue`` attribute, so routing
+# lives here, beside the enum, and settings hand it to Celery as CELERY_TASK_ROUTES.
+ROUTES: dict[str, Queue] = {
+    "hub.core.*": Queue.DEFAULT,
+    "hub.inbox.*": Queue.INBOUND,
+    "hub.outbox.*": Queue.OUTBOUND,
+    "hub.workflows.*": Queue.WORKFLOWS,
+    "reconciliation.*": Queue.RECONCILIATION,
+}

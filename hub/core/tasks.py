@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from hub.core.queues import Queue
-
 
 @shared_task(
     name="hub.core.ping", queue=Queue.DEFAULT.value, ignore_result=False, soft_time_limit=5, time_limit=10

@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests run against real PostgreSQL and Redis (see `./crossdock test`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from hub.connections.models import ApiClient
+from hub.connections.services import api_client_create
+
+pytest_plugins = ["tests.e2e.worker"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters and cached values never leak from one test to the next."""
+    cache.clear()
+    yield
+
+
+@dataclass
+class Caller:
+    """An HTTP client authenticated as one API client."""
+
+    client: ApiClient
+    key: str
+    http: APIClient
+
+
+def _caller(name: str, **kwargs) -> Caller:
+    issued = api_client_create(name=name, **kwargs)
+    http = APIClient()
+    http.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
+    return Caller(client=issued.client, key=issued.key, http=http)
+
+
+@pytest.fixture
+def make_caller(db):
+    """make_caller(name, admin=True) or make_caller(name, partner_code="SCAC")."""
+    return _caller
+
+
+@pytest.fixture
+def admin_caller(make_caller) -> Caller:
+    return make_caller("test-admin", admin=True)
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
