@@ -3,9 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(
-    name="hub.core.ping", queue=Queue.DEFAULT.value, ignore_result=False, soft_time_limit=5, time_limit=10
-)
+@shared_task(name="hub.core.ping", ignore_result=False, soft_time_limit=5, time_limit=10)
 def ping_task(token: str) -> dict[str, str]:
     """Round-trip check: proves a worker consumes the broker and reaches the database."""
     from hub.core.health import check_database
