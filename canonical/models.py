@@ -492,6 +492,8 @@ class ShipmentEvent(TimestampedModel):
     )
     late = models.BooleanField(default=False, help_text="Arrived after a later milestone had been applied.")
     details = models.JSONField(default=dict, blank=True)
+    # The inbound message that carried it (hub.inbox.InboundMessage id); no FK: canonical is below the hub.
+    source_message_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["shipment", "occurred_at", "created_at"]
@@ -530,6 +532,11 @@ class ShipmentException(TimestampedModel):
     reason_code = models.CharField(max_length=16, blank=True)
     description = models.TextField(blank=True)
     resolution = models.TextField(blank=True)
+    source_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Dedupe key of the milestone that opened it; empty when opened by hand.",
+    )
     external_refs = GenericRelation(ExternalRef)
 
     class Meta:

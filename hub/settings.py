@@ -83,6 +83,9 @@ INSTALLED_APPS = [
     "canonical",
     "hub.core",
     "hub.connections",
+    "hub.inbox",
+    "hub.outbox",
+    "hub.deadletters",
     "hub.api",
     "reconciliation",
 ]
@@ -288,3 +291,13 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("CROSSDOCK_LOG_LEVEL", "INFO")},
 }
+
+# --- Pipeline -------------------------------------------------------------------------------------
+# Outbound URLs resolving to private/loopback addresses are refused unless this is set (SSRF guard).
+CROSSDOCK_ALLOW_PRIVATE_NETWORKS = env_bool("CROSSDOCK_ALLOW_PRIVATE_NETWORKS", EMBEDDED)
+CROSSDOCK_INBOUND_MAX_BYTES = env_int(
+    "CROSSDOCK_INBOUND_MAX_BYTES", 1_048_576, minimum=1024
+)  # bytes per message
+CROSSDOCK_INBOUND_RATE = env_rate("CROSSDOCK_INBOUND_RATE", "600000/min")  # per API client, inbound endpoint
+# Django's own body limit answers 400; keep it above the inbound limit so the inbound view answers 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CROSSDOCK_INBOUND_MAX_BYTES + 1)

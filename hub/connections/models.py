@@ -57,3 +57,56 @@ class ApiClient(TimestampedModel):
     @property
     def is_authenticated(self) -> bool:  # lets DRF treat the client as the request's principal
         return True
+
+
+class Connection(TimestampedModel):
+    """A configured link to one external system through one connector (inbound, outbound or both)."""
+
+    class System(models.TextChoices):
+        ERP = "erp", "ERP"
+        CRM = "crm", "CRM"
+        TMS = "tms", "TMS"
+        CARRIER = "carrier", "Carrier"
+        PARTNER = "partner", "Partner"
+
+    slug = models.SlugField(max_length=64, unique=True, help_text="Stable name; the inbound URL uses it.")
+    name = models.CharField(max_length=200, blank=True)
+    system = models.CharField(max_length=10, choices=System.choices)
+    connector = models.CharField(max_length=40, help_text="Connector key, e.g. canonical, webhook, tryton.")
+    config = models.JSONField(default=dict, blank=True)
+    secret_encrypted = models.TextField(blank=True, editable=False, help_text="Fernet token; never shown.")
+    carrier = models.ForeignKey(
+        Carrier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="connections",
+        help_text="For a carrier's own feed: its events may touch only this carrier's shipments.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_encrypted)
+
+
+class Subscription(TimestampedModel):
+    """Deliver canonical events of the given types to a connection (an empty list means all types)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="subscriptions")
+    event_types = models.JSONField(default=list, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["connection", "created_at"]
+
+    def __str__(self) -> str:
+        types = ",".join(self.event_types) if self.event_types else "all events"
+        return f"{self.connection.slug}: {types}"

@@ -9,10 +9,15 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
 
+from canonical.contracts.v1 import EventType
 from canonical.models import Carrier, Customer
-from hub.connections.models import ApiClient
-from hub.core.errors import ConflictError, NotFoundError
+from connectors import registry
+from hub.connections.models import ApiClient, Connection, Subscription
+from hub.core import crypto
+from hub.core.errors import ConflictError, NotFoundError, ValidationFailed
+from hub.core.http import UrlPolicyError, url_policy_check
 
 KEY_PREFIX = "cdk_"
 # Updating last_used_at on every request would make every read a write; once a minute is enough.
@@ -83,3 +88,112 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
         ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
         client.last_used_at = now
     return client
+
+
+# --- Connections and subscriptions -----------------------------------------------------------------
+
+_CONFIG_CACHE: dict[tuple[str, str], object] = {}
+
+
+def _validate_config(*, connector_key: str, config: dict) -> object:
+    try:
+        spec = registry.get(connector_key)
+    except registry.UnknownConnectorError as exc:
+        raise ValidationFailed(str(exc), errors=[{"field": "connector", "message": str(exc)}]) from None
+    try:
+        parsed = spec.config_schema.model_validate(config or {})
+    except PydanticValidationError as exc:
+        errors = [
+            {
+                "field": "config." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "config",
+                "message": err["msg"],
+            }
+            for err in exc.errors()
+        ]
+        raise ValidationFailed(
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
+        ) from None
+    url = getattr(parsed, "url", None)
+    if url is not None:
+        try:
+            url_policy_check(str(url))
+        except UrlPolicyError as exc:
+            raise ValidationFailed(
+                exc.detail, errors=[{"field": "config.url", "message": exc.detail}]
+            ) from None
+    return parsed
+
+
+def connection_save(
+    *,
+    instance: Connection | None = None,
+    data: dict,
+    secret: str | None = None,
+) -> Connection:
+    """Create or update a connection. The connector key and its config are validated (400 naming
+    the field); an outbound URL is checked against the URL policy; ``secret`` is encrypted at rest
+    (``""`` clears it, ``None`` keeps it)."""
+    connection = instance or Connection()
+    for name, value in data.items():
+        setattr(connection, name, value)
+    _validate_config(connector_key=connection.connector, config=connection.config)
+    if secret is not None:
+        connection.secret_encrypted = crypto.encrypt(secret) if secret else ""
+    try:
+        with transaction.atomic():
+            connection.save()
+    except IntegrityError:
+        raise ConflictError(f"a connection with slug {connection.slug!r} already exists") from None
+    return connection
+
+
+def connection_config(connection: Connection):
+    """The connection's config parsed by its connector's schema (cached per config version)."""
+    cache_key = (str(connection.pk), connection.updated_at.isoformat() if connection.updated_at else "")
+    parsed = _CONFIG_CACHE.get(cache_key)
+    if parsed is None:
+        parsed = _validate_config(connector_key=connection.connector, config=connection.config)
+        if len(_CONFIG_CACHE) > 1000:
+            _CONFIG_CACHE.clear()
+        _CONFIG_CACHE[cache_key] = parsed
+    return parsed
+
+
+def connection_secret(connection: Connection) -> str | None:
+    return crypto.decrypt(connection.secret_encrypted) if connection.secret_encrypted else None
+
+
+def connection_secrets_rotate() -> int:
+    """Re-encrypt every stored secret under the primary key. Idempotent; returns rows rewritten."""
+    count = 0
+    with transaction.atomic():
+        for connection in Connection.objects.select_for_update().exclude(secret_encrypted=""):
+            Connection.objects.filter(pk=connection.pk).update(
+                secret_encrypted=crypto.rotate(connection.secret_encrypted)
+            )
+            count += 1
+    return count
+
+
+def subscription_save(*, instance: Subscription | None = None, data: dict) -> Subscription:
+    """Create or update a subscription; event types must be canonical ones (empty = all)."""
+    subscription = instance or Subscription()
+    for name, value in data.items():
+        setattr(subscription, name, value)
+    unknown = [t for t in subscription.event_types or [] if t not in EventType.__members__]
+    if unknown:
+        message = f"unknown event types {unknown}; use canonical types such as DELIVERED"
+        raise ValidationFailed(message, errors=[{"field": "event_types", "message": message}])
+    if subscription.connection_id is not None:
+        spec_key = (
+            Connection.objects.filter(pk=subscription.connection_id)
+            .values_list("connector", flat=True)
+            .first()
+        )
+        if spec_key and "render" not in registry.get(spec_key).capabilities:
+            message = (
+                f"connection uses connector {spec_key!r}, which cannot deliver events (no render capability)"
+            )
+            raise ValidationFailed(message, errors=[{"field": "connection", "message": message}])
+    subscription.save()
+    return subscription

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 HEADER = "X-Correlation-ID"
@@ -21,6 +23,16 @@ def correlation_id_get() -> str | None:
 
 def correlation_id_set(value: str | None):
     return _current.set(value)
+
+
+@contextmanager
+def correlation_scope(value: str | None) -> Iterator[None]:
+    """Run a block (a task, one message) under a correlation id; restores the previous one after."""
+    token = _current.set(value)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def correlation_id_new() -> str:

@@ -17,6 +17,8 @@ class Queue(StrEnum):
 # lives here, beside the enum, and settings hand it to Celery as CELERY_TASK_ROUTES.
 ROUTES: dict[str, Queue] = {
     "hub.core.*": Queue.DEFAULT,
+    "hub.sweep": Queue.DEFAULT,
+    "hub.deadletters.*": Queue.DEFAULT,
     "hub.inbox.*": Queue.INBOUND,
     "hub.outbox.*": Queue.OUTBOUND,
     "hub.workflows.*": Queue.WORKFLOWS,

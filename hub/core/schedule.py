@@ -21,4 +21,6 @@ class Periodic:
 PERIODIC_TASKS: dict[str, Periodic] = {
     # Proves beat -> broker -> worker -> database works end to end; visible in Flower.
     "heartbeat": Periodic(task="hub.core.ping", every_s=300, queue=Queue.DEFAULT, args=["beat"]),
+    # Re-wakes due retries and abandoned claims, auto-replays letters whose shipment appeared.
+    "pipeline-sweep": Periodic(task="hub.sweep", every_s=5, queue=Queue.DEFAULT),
 }

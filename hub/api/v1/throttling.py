@@ -20,15 +20,19 @@ logger = logging.getLogger(__name__)
 
 
 class ApiClientRateThrottle(BaseThrottle):
+    rate_setting = "CROSSDOCK_API_RATE"  # (requests, window seconds)
+    scope = "api"
+    honour_client_limit = True  # the client's own rate_limit_per_minute overrides the setting
+
     def __init__(self) -> None:
         self._wait: float | None = None
 
     def allow_request(self, request, view) -> bool:
         principal = principal_for(request)
-        limit, window = settings.CROSSDOCK_API_RATE
+        limit, window = getattr(settings, self.rate_setting)
         if principal is not None and principal.api_client is not None:
             ident = f"client:{principal.api_client.pk}"
-            if principal.api_client.rate_limit_per_minute:
+            if self.honour_client_limit and principal.api_client.rate_limit_per_minute:
                 limit, window = principal.api_client.rate_limit_per_minute, 60
         elif principal is not None:
             ident = f"staff:{principal.name}"
@@ -36,7 +40,7 @@ class ApiClientRateThrottle(BaseThrottle):
             ident = f"ip:{self.get_ident(request)}"
         now = time.time()
         bucket = int(now // window)
-        key = f"throttle:{ident}:{bucket}"
+        key = f"throttle:{self.scope}:{ident}:{bucket}"
         try:
             cache.add(key, 0, timeout=window + 1)
             count = cache.incr(key)
@@ -50,3 +54,11 @@ class ApiClientRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self._wait
+
+
+class InboundRateThrottle(ApiClientRateThrottle):
+    """The inbound endpoint's own, larger budget: carriers post in bursts, and storing is cheap."""
+
+    rate_setting = "CROSSDOCK_INBOUND_RATE"
+    scope = "inbound"
+    honour_client_limit = False

@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from hub.api.v1 import views
+from hub.api.v1 import pipeline_views, views
 
 router = DefaultRouter()
 router.register("customers", views.CustomerViewSet)
@@ -11,5 +12,14 @@ router.register("orders", views.OrderViewSet)
 router.register("shipments", views.ShipmentViewSet)
 router.register("invoices", views.InvoiceViewSet)
 router.register("exceptions", views.ShipmentExceptionViewSet)
+router.register("connectors", pipeline_views.ConnectorViewSet, basename="connector")
+router.register("connections", pipeline_views.ConnectionViewSet)
+router.register("subscriptions", pipeline_views.SubscriptionViewSet)
+router.register("messages", pipeline_views.MessageViewSet)
+router.register("dead-letters", pipeline_views.DeadLetterViewSet)
+router.register("replay-jobs", pipeline_views.ReplayJobViewSet)
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("inbound/<slug:slug>/", pipeline_views.InboundView.as_view(), name="api-inbound"),
+    *router.urls,
+]

@@ -1,0 +1,130 @@
+"""A local webhook sink for tests and the benchmark: records every delivery it is sent.
+
+Run standalone: `python bench/sink.py --port 9100`; GET /stats answers the counts as JSON.
+Behaviour can be scripted per request: a queue of status codes to answer before 200s
+(POST /script with {"statuses": [500, 500], "retry_after": 1}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class SinkState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[dict] = []  # every request, in arrival order
+        self.script: list[int] = []
+        self.retry_after: str | None = None
+        self.delay_s = 0.0
+
+    def next_status(self) -> tuple[int, str | None]:
+        with self.lock:
+            if self.script:
+                return self.script.pop(0), self.retry_after
+        return 200, None
+
+    def stats(self) -> dict:
+        with self.lock:
+            keys = [r["idempotency_key"] for r in self.received if r["status"] == 200]
+            return {
+                "requests": len(self.received),
+                "delivered": len(keys),
+                "unique_keys": len(set(keys)),
+                "event_ids": len({r["event_id"] for r in self.received if r["status"] == 200}),
+            }
+
+
+def make_handler(state: SinkState):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def _reply(self, status: int, body: bytes = b"{}", extra: dict | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/stats"):
+                self._reply(200, json.dumps(state.stats()).encode())
+            else:
+                self._reply(404)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if self.path.startswith("/script"):
+                spec = json.loads(body or b"{}")
+                with state.lock:
+                    state.script = list(spec.get("statuses", []))
+                    state.retry_after = (
+                        str(spec["retry_after"]) if spec.get("retry_after") is not None else None
+                    )
+                    state.delay_s = float(spec.get("delay_s", 0))
+                self._reply(200)
+                return
+            if state.delay_s:
+                time.sleep(state.delay_s)
+            status, retry_after = state.next_status()
+            try:
+                envelope = json.loads(body)
+            except ValueError:
+                envelope = {}
+            record = {
+                "at": time.time(),
+                "status": status,
+                "idempotency_key": self.headers.get("Idempotency-Key"),
+                "signature": self.headers.get("X-Crossdock-Signature"),
+                "correlation_id": self.headers.get("X-Correlation-ID"),
+                "content_type": self.headers.get("Content-Type"),
+                "event_id": envelope.get("id"),
+                "envelope": envelope,
+                "body": body,
+            }
+            with state.lock:
+                state.received.append(record)
+            self._reply(status, extra={"Retry-After": retry_after} if retry_after and status != 200 else None)
+
+    return Handler
+
+
+class Sink:
+    """An in-process sink on 127.0.0.1 (a thread per connection)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.state = SinkState()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.state))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def start(self) -> Sink:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=9100)
+    args = parser.parse_args()
+    sink = Sink(args.port)
+    print(f"sink listening on {sink.url}", flush=True)
+    sink.server.serve_forever()

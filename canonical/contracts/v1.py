@@ -1,0 +1,90 @@
+"""Canonical milestone event, contract v1 (ARCHITECTURE.md, "Canonical milestone event").
+
+Changing a field's meaning needs a v2 module beside this one; adding an optional field does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class EventType(StrEnum):
+    ORDER_RELEASED = "ORDER_RELEASED"
+    TENDER_ACCEPTED = "TENDER_ACCEPTED"
+    TENDER_REJECTED = "TENDER_REJECTED"
+    ARRIVED_AT_PICKUP = "ARRIVED_AT_PICKUP"
+    DEPARTED_PICKUP = "DEPARTED_PICKUP"
+    IN_TRANSIT = "IN_TRANSIT"
+    DELAYED = "DELAYED"
+    CUSTOMS_HOLD = "CUSTOMS_HOLD"
+    CUSTOMS_RELEASED = "CUSTOMS_RELEASED"
+    ARRIVED_AT_DELIVERY = "ARRIVED_AT_DELIVERY"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERED = "DELIVERED"
+    POD_RECEIVED = "POD_RECEIVED"
+    MISSED_PICKUP = "MISSED_PICKUP"
+    DAMAGED = "DAMAGED"
+    REFUSED = "REFUSED"
+    EXCEPTION_RESOLVED = "EXCEPTION_RESOLVED"
+    FREIGHT_ADJUSTMENT = "FREIGHT_ADJUSTMENT"
+    INVOICE_APPROVED = "INVOICE_APPROVED"
+    CANCELLED = "CANCELLED"
+
+
+class ShipmentRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reference: str = Field(min_length=1, max_length=64)
+
+
+class LocationRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=40)
+    name: str | None = Field(default=None, max_length=200)
+    lat: Decimal | None = Field(default=None, ge=-90, le=90)
+    lon: Decimal | None = Field(default=None, ge=-180, le=180)
+
+
+class MilestoneEvent(BaseModel):
+    """One milestone. ``event_id`` is the source's id and the natural idempotency key."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    event_type: EventType
+    occurred_at: datetime
+    shipment: ShipmentRef
+    stop_sequence: int | None = Field(default=None, ge=1, le=999)
+    location: LocationRef | None = None
+    reason_code: str | None = Field(default=None, max_length=16)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must include a UTC offset (e.g. 2026-11-20T14:05:00Z)")
+        return value.astimezone(UTC)
+
+
+def semantic_key(event: MilestoneEvent, *, source: str) -> str:
+    """The event-level dedupe key: the source's event id, else shipment + type + stop + time.
+
+    The same milestone carried in two messages or batches gets the same key, so it is applied once.
+    Keys are bounded in length (hashed when long) to fit the unique index.
+    """
+    if event.event_id:
+        raw = f"id:{source}:{event.event_id}"
+    else:
+        stop = event.stop_sequence if event.stop_sequence is not None else "-"
+        raw = (
+            f"nat:{event.shipment.reference}:{event.event_type.value}:{stop}:{event.occurred_at.isoformat()}"
+        )
+    if len(raw) <= 200:
+        return raw
+    return raw[:120] + ":" + hashlib.sha256(raw.encode()).hexdigest()

@@ -1,0 +1,63 @@
+"""`canonical`: inbound canonical milestone JSON (one event object or a list of them)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from connectors import signing
+from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
+from connectors.errors import ParseError
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CanonicalConnector(Connector):
+    def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
+        signing.verify(secret or "", request.body, request.headers.get(signing.HEADER.lower()))
+
+    def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
+        # A single event's event_id identifies the message; a batch has no single id (body hash is used).
+        try:
+            doc = json.loads(request.body)
+        except ValueError:
+            return None
+        if isinstance(doc, dict) and isinstance(doc.get("event_id"), str) and doc["event_id"]:
+            return f"event:{doc['event_id']}"
+        return None
+
+    def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
+        try:
+            doc = json.loads(request.body)
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
+        except json.JSONDecodeError as exc:
+            raise ParseError(
+                f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
+            ) from None
+        if isinstance(doc, dict):
+            return ParseResult(documents=[doc])
+        if isinstance(doc, list):
+            if not doc:
+                raise ParseError("empty list: expected at least one event")
+            return ParseResult(documents=doc)
+        raise ParseError(f"expected a JSON object or a list of objects, got {type(doc).__name__}")
+
+    def map(self, document: Any, config: BaseModel, mappings) -> list[dict[str, Any]]:
+        return [document]  # canonical in, canonical out: validation is the hub's job
+
+
+CONNECTOR = ConnectorSpec(
+    key="canonical",
+    label="Canonical JSON (inbound)",
+    system="partner",
+    version="1.0",
+    config_schema=Config,
+    connector=CanonicalConnector,
+    secret_fields=("secret",),
+    description="Accepts canonical milestone events (ARCHITECTURE.md contract v1), one object or a list.",
+)

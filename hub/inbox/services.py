@@ -1,0 +1,368 @@
+"""The inbound pipeline: store first, then parse -> map -> validate -> apply, exactly once.
+
+- ``inbound_message_receive`` stores the raw message and answers before any processing; the unique
+  (connection, idempotency_key) constraint is the message-level dedupe.
+- ``inbound_batch_process`` claims waiting messages in batches (``FOR UPDATE SKIP LOCKED``) so many
+  workers share the work; each message is then processed in one transaction. A worker killed
+  mid-message rolls that transaction back and the expired lease returns the message to the queue.
+- Each document of a message is validated and applied on its own savepoint: one bad event in a batch
+  is dead-lettered with its reason while the others apply. Event-level dedupe (semantic keys) makes
+  the same milestone in another message or batch a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
+
+from canonical.contracts.v1 import MilestoneEvent
+from canonical.milestones import UnknownShipmentError, shipment_apply_milestone
+from connectors import registry
+from connectors.base import InboundRequest
+from connectors.errors import ConnectorError, MappingError, NotSupported, ParseError
+from hub.connections.models import Connection
+from hub.connections.services import connection_config
+from hub.core.correlation import correlation_scope
+from hub.core.wake import claim_helper_slot, wake_clear, wake_on_commit
+from hub.deadletters.models import DeadLetter
+from hub.deadletters.services import dead_letter_record, dead_letter_settle
+from hub.inbox.models import InboundMessage
+from hub.outbox.services import outbox_event_record, subscriptions_active
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 100  # messages claimed per round trip; ~100 x 1 KB rows, a few ms of claim time
+LEASE_S = 300  # seconds a claim lasts; a message still "processing" after that was abandoned
+DRAIN_BUDGET_S = 25.0  # seconds one drain task works before handing over (stays under its time limit)
+KEPT_HEADERS = ("content-type", "user-agent", "x-correlation-id", "idempotency-key", "x-crossdock-signature")
+INBOX_WAKE = "inbox"
+
+
+@dataclass(frozen=True)
+class Received:
+    message: InboundMessage
+    created: bool
+
+
+def _send_wake() -> None:
+    from hub.inbox.tasks import inbox_drain_task
+
+    inbox_drain_task.delay()
+
+
+def inbound_message_receive(
+    *,
+    connection: Connection,
+    body: bytes,
+    content_type: str,
+    headers: dict[str, str],
+    idempotency_key: str | None,
+    correlation_id: str,
+) -> Received:
+    """Store a message (nothing else). Idempotent: a repeat returns the stored one, ``created=False``.
+
+    Key: the ``Idempotency-Key`` header, else the connector's natural id, else a SHA-256 of the body.
+    """
+    if idempotency_key:
+        key, source = idempotency_key[:200], InboundMessage.KeySource.HEADER
+    else:
+        natural = None
+        spec = registry.get(connection.connector)
+        if "natural_id" in spec.capabilities:
+            request = InboundRequest(body=body, content_type=content_type, headers=headers)
+            try:
+                natural = spec.instance().natural_id(request, connection_config(connection))
+            except ConnectorError:
+                natural = None  # unreadable bodies are stored anyway and dead-lettered at parse
+        if natural:
+            key, source = natural[:200], InboundMessage.KeySource.NATURAL
+        else:
+            key, source = "sha256:" + hashlib.sha256(body).hexdigest(), InboundMessage.KeySource.BODY_HASH
+    kept = {name: value for name, value in headers.items() if name in KEPT_HEADERS}
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                connection=connection,
+                idempotency_key=key,
+                key_source=source,
+                body=body,
+                content_type=content_type[:200],
+                headers=kept,
+                received_at=timezone.now(),
+                correlation_id=correlation_id,
+                trace=[
+                    {
+                        "stage": "receive",
+                        "at": timezone.now().isoformat(),
+                        "ok": True,
+                        "detail": f"key from {source}",
+                    }
+                ],
+            )
+            wake_on_commit(INBOX_WAKE, _send_wake)
+    except IntegrityError:
+        existing = InboundMessage.objects.only("id", "status").get(connection=connection, idempotency_key=key)
+        return Received(message=existing, created=False)
+    return Received(message=message, created=True)
+
+
+# --- Worker side ------------------------------------------------------------------------------------
+
+
+def inbound_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
+    """Claim up to ``limit`` waiting messages for this worker, oldest first. Safe to run concurrently:
+    rows locked by another claimer are skipped, never waited on or taken twice."""
+    with transaction.atomic():
+        ids = list(
+            InboundMessage.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(status=InboundMessage.Status.RECEIVED)
+            .order_by("received_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            InboundMessage.objects.filter(id__in=ids).update(
+                status=InboundMessage.Status.PROCESSING,
+                claimed_until=timezone.now() + timedelta(seconds=LEASE_S),
+            )
+    return ids
+
+
+def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
+    """Process waiting messages until none are left or the time budget is spent. Returns the count.
+
+    The wake flag is cleared before each claim, so a message committed after an empty claim always
+    raises a new wake-up (see hub.core.wake). Returns True in ``more`` when it stopped on budget.
+    """
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < budget_s:
+        wake_clear(INBOX_WAKE)
+        ids = inbound_batch_claim()
+        if not ids:
+            return done
+        if len(ids) == BATCH_SIZE and claim_helper_slot(INBOX_WAKE):
+            _send_wake()  # a full batch: recruit another worker for the rest
+        subscriptions = subscriptions_active()
+        for message_id in ids:
+            inbound_message_process(message_id=message_id, subscriptions=subscriptions)
+            done += 1
+    _send_wake()  # out of budget with work possibly left: hand over to a fresh task
+    return done
+
+
+def _trace(message: InboundMessage, stage: str, ok: bool, detail: str = "") -> None:
+    message.trace.append({"stage": stage, "at": timezone.now().isoformat(), "ok": ok, "detail": detail[:500]})
+
+
+def _fail_whole(message: InboundMessage, stage: str, exc: Exception, detail: str) -> None:
+    _trace(message, stage, False, detail)
+    dead_letter_record(
+        stage=stage,
+        reason=detail,
+        error_class=type(exc).__name__,
+        connection=message.connection,
+        payload=bytes(message.body),
+        payload_content_type=message.content_type,
+        message=message,
+        item_index=None,
+        correlation_id=message.correlation_id,
+    )
+    message.status = InboundMessage.Status.FAILED
+
+
+def _validation_detail(exc: PydanticValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def inbound_message_process(
+    *, message_id: UUID, subscriptions: list | None = None, only_item: int | None = None
+) -> InboundMessage | None:
+    """Run one claimed message through parse -> map -> validate -> apply, in one transaction.
+
+    Idempotent: a message already processed is left alone; re-applying an event is a no-op through
+    its semantic key. ``only_item`` (replay) re-runs just that document of the message.
+    """
+    with transaction.atomic():
+        message = (
+            InboundMessage.objects.select_for_update(no_key=True)
+            .select_related("connection")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None:
+            return None
+        if only_item is None and message.status != InboundMessage.Status.PROCESSING:
+            return message  # someone else finished it (duplicate wake-up or expired lease race)
+        with correlation_scope(message.correlation_id):
+            _run_pipeline(
+                message, subscriptions if subscriptions is not None else subscriptions_active(), only_item
+            )
+        message.attempts += 1
+        message.processed_at = timezone.now()
+        message.claimed_until = None
+        message.save()
+    return message
+
+
+def _run_pipeline(message: InboundMessage, subscriptions: list, only_item: int | None) -> None:
+    connection = message.connection
+    spec = registry.get(connection.connector)
+    connector = spec.instance()
+    config = connection_config(connection)
+    request = InboundRequest(
+        body=bytes(message.body), content_type=message.content_type, headers=message.headers
+    )
+
+    try:
+        parsed = connector.parse(request, config)
+    except ParseError as exc:
+        _fail_whole(message, "parse", exc, exc.detail)
+        return
+    except NotSupported:
+        _fail_whole(
+            message, "parse", NotSupported("parse"), f"connector {spec.key!r} cannot read inbound messages"
+        )
+        return
+    _trace(
+        message,
+        "parse",
+        True,
+        f"{len(parsed.documents)} document(s)" + (f"; {parsed.problems}" if parsed.problems else ""),
+    )
+    reprocessing = message.attempts > 0 or only_item is not None
+    if reprocessing and only_item is None:
+        dead_letter_settle(message=message, item_index=None)  # a parse-stage letter, if any, is settled
+
+    mappings: dict[str, Any] = {}
+    applied = duplicate = failed = 0
+    indexes = range(len(parsed.documents)) if only_item is None else [only_item]
+    for index in indexes:
+        if index >= len(parsed.documents):
+            continue
+        document = parsed.documents[index]
+        item_index = None if len(parsed.documents) == 1 and only_item is None else index
+        outcome = _process_document(
+            message, connector, config, mappings, document, item_index, subscriptions, reprocessing
+        )
+        if outcome == "applied":
+            applied += 1
+        elif outcome == "duplicate":
+            duplicate += 1
+        else:
+            failed += 1
+    message.events_applied += applied
+    message.events_duplicate += duplicate
+    if only_item is None:
+        message.events_failed = failed
+    else:
+        message.events_failed = max(0, message.events_failed - (1 if failed == 0 else 0))
+    _trace(message, "apply", failed == 0, f"{applied} applied, {duplicate} duplicate, {failed} dead-lettered")
+    if message.events_failed == 0:
+        message.status = InboundMessage.Status.PROCESSED
+    elif message.events_applied + message.events_duplicate > 0:
+        message.status = InboundMessage.Status.PARTIAL
+    else:
+        message.status = InboundMessage.Status.FAILED
+
+
+def _document_bytes(document: Any) -> bytes:
+    if isinstance(document, bytes | bytearray):
+        return bytes(document)
+    return json.dumps(document, default=str, sort_keys=True).encode()
+
+
+def _process_document(
+    message, connector, config, mappings, document, item_index, subscriptions, reprocessing
+) -> str:
+    """Map, validate and apply one document on a savepoint. Returns applied|duplicate|failed."""
+    connection = message.connection
+
+    def fail(stage: str, exc: Exception, detail: str, waiting_for: str = "") -> str:
+        dead_letter_record(
+            stage=stage,
+            reason=detail,
+            error_class=type(exc).__name__,
+            connection=connection,
+            payload=_document_bytes(document),
+            payload_content_type="application/json",
+            message=message,
+            item_index=item_index,
+            waiting_for_shipment=waiting_for,
+            correlation_id=message.correlation_id,
+        )
+        where = f"document {item_index}" if item_index is not None else "document"
+        _trace(message, stage, False, f"{where}: {detail}")
+        return "failed"
+
+    try:
+        canonical_docs = connector.map(document, config, mappings)
+    except MappingError as exc:
+        return fail("map", exc, f"{exc.field}: {exc.detail}")
+    try:
+        events = [MilestoneEvent.model_validate(doc) for doc in canonical_docs]
+    except PydanticValidationError as exc:
+        return fail("validate", exc, _validation_detail(exc))
+
+    outcome = "duplicate"
+    try:
+        with transaction.atomic():
+            for event in events:
+                result = shipment_apply_milestone(
+                    event=event,
+                    source=connection.slug,
+                    message_id=message.pk,
+                    carrier_id=connection.carrier_id,
+                )
+                if result.duplicate:
+                    continue
+                outcome = "applied"
+                outbox_event_record(result=result, message=message, subscriptions=subscriptions)
+    except UnknownShipmentError as exc:
+        detail = f"unknown shipment reference {exc.reference!r}; will retry when the shipment exists"
+        return fail("apply", exc, detail, waiting_for=exc.reference)
+    except ConnectorError as exc:
+        return fail(exc.stage, exc, exc.detail)
+    if reprocessing:
+        dead_letter_settle(message=message, item_index=item_index)
+    return outcome
+
+
+# --- Sweeper side -----------------------------------------------------------------------------------
+
+
+def inbound_leases_expire() -> int:
+    """Return abandoned claims (worker died mid-batch) to the queue. Returns how many."""
+    return InboundMessage.objects.filter(
+        status=InboundMessage.Status.PROCESSING, claimed_until__lt=timezone.now()
+    ).update(status=InboundMessage.Status.RECEIVED, claimed_until=None)
+
+
+def inbound_waiting_exists() -> bool:
+    return InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED).exists()
+
+
+def open_apply_letters_ready() -> list[UUID]:
+    """Apply-stage letters waiting for a shipment that now exists (auto-replay candidates)."""
+    from canonical.models import Shipment
+
+    return list(
+        DeadLetter.objects.filter(
+            status=DeadLetter.Status.OPEN,
+            stage=DeadLetter.Stage.APPLY,
+            waiting_for_shipment__in=Shipment.objects.values("reference"),
+        ).values_list("id", flat=True)[:500]
+    )

@@ -1,0 +1,398 @@
+"""Outbox and deliveries.
+
+- ``outbox_event_record`` writes the event and its deliveries in the caller's transaction (the change
+  and the promise to publish it commit together, or neither does).
+- ``outbox_drain`` claims due deliveries in batches, at most one per (subscription, shipment) at a
+  time and in shipment-sequence order, sends them concurrently, and records every attempt.
+- Transient failures retry with back-off (``retry.py``) up to the connection's ``max_attempts``;
+  permanent ones dead-letter at once. Long waits live in ``next_attempt_at``; the beat sweeper wakes
+  them (never a long Celery countdown: Redis would redeliver it after the visibility timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Exists, Min, OuterRef
+from django.utils import timezone
+
+from canonical.milestones import MilestoneResult
+from canonical.models import Shipment, ShipmentException
+from connectors import registry
+from connectors.base import OutboundRequest, SendResult
+from connectors.errors import ConnectorError, PermanentError, TransientError
+from hub.connections.models import Connection, Subscription
+from hub.connections.services import connection_config, connection_secret
+from hub.core.http import SafeHttpClient
+from hub.core.wake import wake_clear, wake_on_commit
+from hub.deadletters.models import DeadLetter
+from hub.deadletters.services import dead_letter_record
+from hub.outbox import breaker
+from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
+from hub.outbox.retry import backoff_delay
+from hub.routing.plan import SubscriptionView, delivery_plan
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 50  # deliveries claimed per round; sent concurrently
+SEND_THREADS = 8  # concurrent HTTP requests per worker process
+LEASE_S = 120  # seconds a claimed delivery is ours; longer than any HTTP timeout plus bookkeeping
+DRAIN_BUDGET_S = 25.0  # seconds per drain task before it hands over to a fresh one
+SHORT_WAKE_S = 10.0  # retries due sooner than this get a timed wake-up; later ones wait for the sweeper
+OUTBOX_WAKE = "outbox"
+SOURCE = "crossdock"
+
+
+def _send_wake(countdown: float | None = None) -> None:
+    from hub.outbox.tasks import outbox_drain_task
+
+    if countdown:
+        outbox_drain_task.apply_async(countdown=countdown)
+    else:
+        outbox_drain_task.delay()
+
+
+def subscriptions_active() -> list[SubscriptionView]:
+    return [
+        SubscriptionView(id=s.id, connection_id=s.connection_id, event_types=frozenset(s.event_types or []))
+        for s in Subscription.objects.filter(is_active=True, connection__is_active=True)
+    ]
+
+
+def shipment_state(shipment: Shipment) -> dict[str, Any]:
+    """The shipment's current state as carried on every outbound update."""
+    open_exceptions = list(
+        ShipmentException.objects.filter(shipment=shipment, status=ShipmentException.Status.OPEN)
+        .order_by("kind")
+        .values_list("kind", flat=True)
+    )
+    return {
+        "reference": shipment.reference,
+        "status": shipment.status,
+        "sequence": shipment.sequence,
+        "carrier": shipment.carrier.scac if shipment.carrier_id else None,
+        "customer": shipment.customer.code if shipment.customer_id else None,
+        "delivered_at": shipment.delivered_at.isoformat() if shipment.delivered_at else None,
+        "pod_received_at": shipment.pod_received_at.isoformat() if shipment.pod_received_at else None,
+        "open_exceptions": open_exceptions,
+    }
+
+
+def outbox_event_record(
+    *, result: MilestoneResult, message=None, subscriptions: list[SubscriptionView]
+) -> OutboxEvent:
+    """Write the outbox event for an applied milestone and one delivery per interested subscription.
+
+    Must run inside the transaction that applied the milestone.
+    """
+    shipment, event = result.shipment, result.event
+    assert event is not None
+    data = {
+        "event": {
+            "event_type": event.event_type,
+            "occurred_at": event.occurred_at.isoformat(),
+            "late": event.late,
+            "stop_sequence": event.stop_sequence,
+            "location_code": event.location_code or None,
+            "reason_code": event.reason_code or None,
+            "source_system": event.source_system,
+            "source_event_id": event.source_event_id or None,
+            "details": event.details,
+        },
+        "shipment": shipment_state(shipment),
+    }
+    outbox = OutboxEvent.objects.create(
+        event_type=event.event_type,
+        shipment=shipment,
+        subject=shipment.reference,
+        shipment_sequence=shipment.sequence,
+        occurred_at=event.occurred_at,
+        data=data,
+        message=message,
+        correlation_id=message.correlation_id if message is not None else "",
+    )
+    planned = delivery_plan(event.event_type, subscriptions)
+    if planned:
+        now = timezone.now()
+        Delivery.objects.bulk_create(
+            [
+                Delivery(
+                    event=outbox,
+                    subscription_id=sub.id,
+                    next_attempt_at=now,
+                    ordering_key=str(shipment.pk),
+                    ordering_seq=shipment.sequence,
+                )
+                for sub in planned
+            ]
+        )
+        wake_on_commit(OUTBOX_WAKE, _send_wake)
+    return outbox
+
+
+def envelope(event: OutboxEvent) -> dict[str, Any]:
+    """CloudEvents 1.0 structured JSON for an outbox event."""
+    return {
+        "specversion": "1.0",
+        "id": str(event.id),
+        "source": f"/{SOURCE}/shipments",
+        "type": f"{SOURCE}.shipment.{event.event_type}",
+        "time": event.occurred_at.isoformat(),
+        "subject": event.subject,
+        "datacontenttype": "application/json",
+        "sequence": str(event.shipment_sequence),
+        "data": event.data,
+    }
+
+
+# --- Claiming and sending ---------------------------------------------------------------------------
+
+
+def delivery_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
+    """Claim due deliveries that are at the head of their (subscription, shipment) line.
+
+    A delivery waits while an earlier one for the same subscription and shipment is pending or in
+    flight, so a receiver gets each shipment's updates in sequence. Concurrent claimers skip rows
+    locked by each other.
+    """
+    now = timezone.now()
+    earlier = Delivery.objects.filter(
+        subscription_id=OuterRef("subscription_id"),
+        ordering_key=OuterRef("ordering_key"),
+        ordering_seq__lt=OuterRef("ordering_seq"),
+        status__in=[Delivery.Status.PENDING, Delivery.Status.IN_FLIGHT],
+    )
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True, no_key=True, of=("self",))
+            .filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+            .exclude(Exists(earlier))
+            .order_by("next_attempt_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(
+                status=Delivery.Status.IN_FLIGHT, lease_until=now + timedelta(seconds=LEASE_S)
+            )
+    return ids
+
+
+@dataclass
+class _Prepared:
+    delivery: Delivery
+    connection: Connection
+    config: Any
+    request: OutboundRequest | None = None
+    result: SendResult | None = None
+    error: ConnectorError | None = None
+    started_at: Any = None
+
+
+def outbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
+    """Send due deliveries until none are due or the budget is spent. Returns how many were tried."""
+    started = time.monotonic()
+    tried = 0
+    while time.monotonic() - started < budget_s:
+        wake_clear(OUTBOX_WAKE)
+        ids = delivery_batch_claim()
+        if not ids:
+            _schedule_next_wake()
+            return tried
+        delivery_batch_send(ids)
+        tried += len(ids)
+    _send_wake()
+    return tried
+
+
+def _schedule_next_wake() -> None:
+    soonest = Delivery.objects.filter(status=Delivery.Status.PENDING).aggregate(at=Min("next_attempt_at"))[
+        "at"
+    ]
+    if soonest is None:
+        return
+    wait = (soonest - timezone.now()).total_seconds()
+    # One timed wake-up per window, however many drainers see the same due time.
+    if wait <= SHORT_WAKE_S and cache.add(f"wake:{OUTBOX_WAKE}:timer", 1, timeout=max(1, int(wait) + 1)):
+        _send_wake(countdown=max(0.05, wait))
+
+
+def delivery_batch_send(ids: list[UUID]) -> None:
+    deliveries = list(
+        Delivery.objects.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).select_related(
+            "event", "subscription__connection"
+        )
+    )
+    prepared: list[_Prepared] = []
+    for delivery in deliveries:
+        connection = delivery.subscription.connection
+        try:
+            config = connection_config(connection)
+        except Exception as exc:  # config no longer valid: an operator must fix the connection
+            _finish(
+                _Prepared(
+                    delivery, connection, None, error=PermanentError(f"connection config invalid: {exc}")
+                )
+            )
+            continue
+        allowed, wait = breaker.breaker_allows(connection.pk)
+        if not allowed:
+            _defer(delivery, wait, "circuit open")
+            continue
+        wait = breaker.rate_limit_take(connection.pk, getattr(config, "rate_limit_per_s", None))
+        if wait:
+            _defer(delivery, wait, "rate limited")
+            continue
+        item = _Prepared(delivery, connection, config)
+        try:
+            spec = registry.get(connection.connector)
+            item.request = spec.instance().render(
+                envelope(delivery.event),
+                config,
+                connection_secret(connection),
+                idempotency_key=str(delivery.id),
+            )
+        except ConnectorError as exc:
+            item.error = exc
+        except Exception as exc:
+            item.error = PermanentError(f"cannot render: {type(exc).__name__}: {exc}")
+        prepared.append(item)
+
+    to_send = [p for p in prepared if p.request is not None]
+    if to_send:
+        with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(to_send))) as pool:
+            list(pool.map(_send_one, to_send))
+    delivered: list[UUID] = []
+    for item in prepared:
+        if _finish(item):
+            delivered.append(item.delivery.id)
+    if delivered:
+        DeadLetter.objects.filter(delivery_id__in=delivered, status=DeadLetter.Status.OPEN).update(
+            status=DeadLetter.Status.REPLAYED
+        )
+
+
+def _send_one(item: _Prepared) -> None:
+    """Runs in a worker thread: HTTP only, no database."""
+    item.started_at = timezone.now()
+    spec = registry.get(item.connection.connector)
+    client = SafeHttpClient(
+        read_timeout_s=getattr(item.config, "timeout_s", 10.0),
+        correlation_id=item.delivery.event.correlation_id,
+    )
+    try:
+        item.result = spec.instance().send(item.request, client)
+    except ConnectorError as exc:
+        item.error = exc
+    except Exception as exc:  # a connector bug must not kill the batch; treat as retryable
+        item.error = TransientError(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _defer(delivery: Delivery, wait_s: float, why: str) -> None:
+    """Put a claimed delivery back without spending an attempt (breaker open, rate limit)."""
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.IN_FLIGHT).update(
+        status=Delivery.Status.PENDING,
+        lease_until=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=wait_s),
+        last_error=f"deferred: {why}",
+    )
+
+
+def _finish(item: _Prepared) -> bool:
+    """Record the attempt and the delivery's new state. Returns True when delivered."""
+    delivery, connection = item.delivery, item.connection
+    now = timezone.now()
+    number = delivery.attempts + 1  # within this round (a replay starts a new round)
+    duration = item.result.duration_ms if item.result else 0
+    status_code = item.result.status_code if item.result else getattr(item.error, "status_code", None)
+    max_attempts = getattr(item.config, "max_attempts", 8) if item.config else 1
+    base_s = getattr(item.config, "backoff_base_s", 5.0) if item.config else 5.0
+    with transaction.atomic():
+        still_ours = Delivery.objects.select_for_update(no_key=True).filter(
+            pk=delivery.pk, status=Delivery.Status.IN_FLIGHT
+        )
+        if not still_ours.exists():
+            return False  # lease expired and another worker took it over; its outcome wins
+        attempt = DeliveryAttempt(
+            delivery=delivery,
+            number=delivery.attempts_total + 1,
+            started_at=item.started_at or now,
+            duration_ms=duration,
+            status_code=status_code,
+        )
+        fields: dict[str, Any] = {
+            "attempts": number,
+            "attempts_total": delivery.attempts_total + 1,
+            "lease_until": None,
+            "last_status_code": status_code,
+        }
+        if item.error is None:
+            attempt.outcome = DeliveryAttempt.Outcome.DELIVERED
+            attempt.response_excerpt = item.result.body_excerpt if item.result else ""
+            fields.update(status=Delivery.Status.DELIVERED, delivered_at=now, last_error="")
+        elif isinstance(item.error, TransientError) and number < max_attempts:
+            delay = backoff_delay(attempt=number, base_s=base_s, retry_after_s=item.error.retry_after)
+            attempt.outcome = DeliveryAttempt.Outcome.RETRY
+            attempt.error = item.error.detail
+            attempt.next_attempt_at = now + timedelta(seconds=delay)
+            fields.update(
+                status=Delivery.Status.PENDING,
+                next_attempt_at=attempt.next_attempt_at,
+                last_error=item.error.detail,
+            )
+        else:
+            attempt.outcome = DeliveryAttempt.Outcome.DEAD
+            attempt.error = item.error.detail
+            reason = item.error.detail
+            if isinstance(item.error, TransientError):
+                reason = f"gave up after {number} attempts; last error: {item.error.detail}"
+            fields.update(status=Delivery.Status.DEAD, last_error=reason)
+            dead_letter_record(
+                stage="deliver",
+                reason=reason,
+                error_class=type(item.error).__name__,
+                connection=connection,
+                payload=item.request.body if item.request else b"",
+                payload_content_type="application/cloudevents+json",
+                delivery=delivery,
+                correlation_id=delivery.event.correlation_id,
+            )
+        attempt.save()
+        Delivery.objects.filter(pk=delivery.pk).update(updated_at=now, **fields)
+    if item.error is None:
+        breaker.breaker_record_success(connection.pk)
+    elif isinstance(item.error, TransientError):
+        breaker.breaker_record_failure(connection.pk)
+    return item.error is None
+
+
+# --- Sweeper side -----------------------------------------------------------------------------------
+
+
+def delivery_leases_expire() -> int:
+    """Put abandoned in-flight deliveries (worker died mid-send) back to pending; they go out again
+    with the same Idempotency-Key, so a receiver that already had them can drop the repeat."""
+    return Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, lease_until__lt=timezone.now()).update(
+        status=Delivery.Status.PENDING, lease_until=None, next_attempt_at=timezone.now()
+    )
+
+
+def deliveries_due_exist() -> bool:
+    return Delivery.objects.filter(
+        status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now()
+    ).exists()
+
+
+def delivery_requeue(*, delivery: Delivery) -> None:
+    """Replay a dead delivery: a fresh set of attempts, sent with the same Idempotency-Key."""
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.DEAD).update(
+        status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), lease_until=None
+    )
+    wake_on_commit(OUTBOX_WAKE, _send_wake)
