@@ -5,6 +5,7 @@ the model's rules, and turns a database constraint violation into a domain error
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,14 +29,41 @@ from canonical.models import (
 )
 
 
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+def _check_constraint_fields(model: type[models.Model]) -> dict[str, str]:
+    """Each check constraint's violation message, mapped to the field it is about.
+
+    Django reports a check constraint violation as a model-wide error; the field is the first of the
+    constraint's fields that its message names ("quantity must be greater than zero" -> quantity).
+    """
+    fields = {}
+    for constraint in model._meta.constraints:
+        if not isinstance(constraint, models.CheckConstraint):
+            continue
+        message = str(constraint.get_violation_error_message())
+        named = [
+            (match.start(), name)
+            for name in constraint.condition.referenced_base_fields
+            if (match := re.search(rf"\b{re.escape(name)}\b", message))
+        ]
+        if named:
+            fields[message] = min(named)[1]
+    return fields
+
+
+def _field_errors(exc: ValidationError, model: type[models.Model]) -> list[dict[str, str]]:
     if hasattr(exc, "error_dict"):
-        return [
+        errors = [
             {"field": field, "message": message}
             for field, messages in exc.message_dict.items()
             for message in messages
         ]
-    return [{"field": "non_field_errors", "message": message} for message in exc.messages]
+    else:
+        errors = [{"field": "non_field_errors", "message": message} for message in exc.messages]
+    constraint_fields = _check_constraint_fields(model)
+    for error in errors:
+        if error["field"] in ("__all__", "non_field_errors") and error["message"] in constraint_fields:
+            error["field"] = constraint_fields[error["message"]]
+    return errors
 
 
 def _validated_save[M: models.Model](instance: M, *, prefix: str = "", exclude: Iterable[str] = ()) -> M:
@@ -43,7 +71,7 @@ def _validated_save[M: models.Model](instance: M, *, prefix: str = "", exclude: 
     try:
         instance.full_clean(exclude=list(exclude))
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = _field_errors(exc, type(instance))
         for error in errors:
             # Model-wide rules ("__all__") belong to the record itself: name the record's path.
             field = "" if error["field"] in ("__all__", "non_field_errors") else error["field"]
@@ -238,13 +266,29 @@ def invoice_save(
     return invoice
 
 
+def _refuse_second_open(record: ShipmentException) -> None:
+    """One open exception per shipment and kind (a database rule): a second one is a conflict."""
+    if record.status != ShipmentException.Status.OPEN or record.shipment_id is None:
+        return
+    others = ShipmentException.objects.filter(
+        shipment_id=record.shipment_id, kind=record.kind, status=ShipmentException.Status.OPEN
+    ).exclude(pk=record.pk)
+    if others.exists():
+        raise ConflictError(
+            f"shipment {record.shipment.reference} already has an open {record.kind} exception",
+            errors=[{"field": "kind", "message": "this shipment already has an open exception of this kind"}],
+        )
+
+
 def shipment_exception_open(
     *, data: Mapping[str, Any], external_refs: Iterable[Mapping[str, str]] = ()
 ) -> ShipmentException:
     """Open an exception on a shipment. A second open one of the same kind is a conflict."""
     data = {"opened_at": timezone.now(), **data, "status": ShipmentException.Status.OPEN, "resolved_at": None}
     with transaction.atomic():
-        record = _validated_save(ShipmentException(**data))
+        record = ShipmentException(**data)
+        _refuse_second_open(record)
+        record = _validated_save(record)
         external_refs_attach(record=record, refs=external_refs)
     return record
 
@@ -259,6 +303,7 @@ def shipment_exception_update(
             data.setdefault("resolved_at", timezone.now())
         elif data.get("status") == ShipmentException.Status.OPEN:
             data["resolved_at"] = None
-        record = _validated_save(_assign(instance, data))
+        _refuse_second_open(_assign(instance, data))
+        record = _validated_save(instance)
         external_refs_attach(record=record, refs=external_refs)
     return record

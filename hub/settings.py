@@ -301,3 +301,11 @@ CROSSDOCK_INBOUND_MAX_BYTES = env_int(
 CROSSDOCK_INBOUND_RATE = env_rate("CROSSDOCK_INBOUND_RATE", "600000/min")  # per API client, inbound endpoint
 # Django's own body limit answers 400; keep it above the inbound limit so the inbound view answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CROSSDOCK_INBOUND_MAX_BYTES + 1)
+# Seconds a worker's claim on an inbound message / a delivery lasts; after that the sweeper hands the
+# work to another worker (a crash mid-work loses nothing). Longer than any single message or request.
+CROSSDOCK_INBOX_LEASE_S = env_int("CROSSDOCK_INBOX_LEASE_S", 300, minimum=1)
+CROSSDOCK_DELIVERY_LEASE_S = env_int("CROSSDOCK_DELIVERY_LEASE_S", 120, minimum=1)
+# Circuit breaker per outbound connection: consecutive transient failures that open it, and how long
+# (seconds) it stays open before one probe delivery is let through.
+CROSSDOCK_BREAKER_THRESHOLD = env_int("CROSSDOCK_BREAKER_THRESHOLD", 5, minimum=1)
+CROSSDOCK_BREAKER_OPEN_S = env_int("CROSSDOCK_BREAKER_OPEN_S", 30, minimum=1)

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
@@ -42,7 +43,6 @@ from hub.outbox.services import outbox_event_record, subscriptions_active
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100  # messages claimed per round trip; ~100 x 1 KB rows, a few ms of claim time
-LEASE_S = 300  # seconds a claim lasts; a message still "processing" after that was abandoned
 DRAIN_BUDGET_S = 25.0  # seconds one drain task works before handing over (stays under its time limit)
 KEPT_HEADERS = ("content-type", "user-agent", "x-correlation-id", "idempotency-key", "x-crossdock-signature")
 INBOX_WAKE = "inbox"
@@ -132,7 +132,7 @@ def inbound_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
         if ids:
             InboundMessage.objects.filter(id__in=ids).update(
                 status=InboundMessage.Status.PROCESSING,
-                claimed_until=timezone.now() + timedelta(seconds=LEASE_S),
+                claimed_until=timezone.now() + timedelta(seconds=settings.CROSSDOCK_INBOX_LEASE_S),
             )
     return ids
 

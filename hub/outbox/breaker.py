@@ -1,7 +1,7 @@
 """Per-connection circuit breaker and rate limit, shared by every worker through Redis (the cache).
 
-Breaker: after FAILURE_THRESHOLD consecutive transient failures a connection's circuit opens for
-OPEN_S seconds. While open, deliveries are deferred: they wait, they do not fail and do not spend
+Breaker: after CROSSDOCK_BREAKER_THRESHOLD consecutive transient failures a connection's circuit
+opens for CROSSDOCK_BREAKER_OPEN_S seconds. While open, deliveries are deferred: they wait, they do not fail and do not spend
 attempts. When the time is up one probe delivery goes through (half-open): success closes the
 circuit, failure opens it again.
 """
@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
-FAILURE_THRESHOLD = 5  # consecutive transient failures that open the circuit
-OPEN_S = 30.0  # seconds the circuit stays open before a probe
 FAILURE_WINDOW_S = 300  # seconds a failure count is remembered without a new failure
 PROBE_TTL_S = 60  # seconds the half-open probe slot is held (longer than one HTTP attempt)
 
@@ -55,13 +54,13 @@ def breaker_record_failure(connection_id) -> bool:
     try:
         if cache.get(_key(connection_id, "open_until")) is not None:
             # A failed half-open probe: open again for a full period.
-            cache.set(_key(connection_id, "open_until"), time.time() + OPEN_S, timeout=int(OPEN_S * 10))
+            cache.set(_key(connection_id, "open_until"), time.time() + settings.CROSSDOCK_BREAKER_OPEN_S, timeout=settings.CROSSDOCK_BREAKER_OPEN_S * 10)
             cache.delete(_key(connection_id, "probe"))
             return True
         cache.add(_key(connection_id, "failures"), 0, timeout=FAILURE_WINDOW_S)
         failures = cache.incr(_key(connection_id, "failures"))
-        if failures >= FAILURE_THRESHOLD:
-            cache.set(_key(connection_id, "open_until"), time.time() + OPEN_S, timeout=int(OPEN_S * 10))
+        if failures >= settings.CROSSDOCK_BREAKER_THRESHOLD:
+            cache.set(_key(connection_id, "open_until"), time.time() + settings.CROSSDOCK_BREAKER_OPEN_S, timeout=settings.CROSSDOCK_BREAKER_OPEN_S * 10)
             cache.delete(_key(connection_id, "failures"))
             logger.warning("circuit opened for connection %s after %s failures", connection_id, failures)
             return True

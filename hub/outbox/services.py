@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, Min, OuterRef
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50  # deliveries claimed per round; sent concurrently
 SEND_THREADS = 8  # concurrent HTTP requests per worker process
-LEASE_S = 120  # seconds a claimed delivery is ours; longer than any HTTP timeout plus bookkeeping
 DRAIN_BUDGET_S = 25.0  # seconds per drain task before it hands over to a fresh one
 SHORT_WAKE_S = 10.0  # retries due sooner than this get a timed wake-up; later ones wait for the sweeper
 OUTBOX_WAKE = "outbox"
@@ -180,7 +180,7 @@ def delivery_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
         )
         if ids:
             Delivery.objects.filter(id__in=ids).update(
-                status=Delivery.Status.IN_FLIGHT, lease_until=now + timedelta(seconds=LEASE_S)
+                status=Delivery.Status.IN_FLIGHT, lease_until=now + timedelta(seconds=settings.CROSSDOCK_DELIVERY_LEASE_S)
             )
     return ids
 
