@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db import transaction
+from django.db.models import Count, Max, Q
 
 from canonical import states
 from canonical.contracts.v1 import EventType, MilestoneEvent, semantic_key
@@ -58,15 +58,27 @@ def shipment_apply_milestone(
     post only its own events); another carrier's shipment is reported as unknown, leaking nothing.
     Raises ``UnknownShipmentError``. Runs in (and requires nothing outside) its own transaction.
     """
-    with transaction.atomic():
-        shipments = Shipment.objects.select_for_update(no_key=True)
+    # No savepoint of its own: callers that must survive a failure here wrap it in theirs.
+    with transaction.atomic(savepoint=False):
+        shipments = Shipment.objects.select_for_update(no_key=True, of=("self",)).select_related(
+            "carrier", "customer"
+        )
         if carrier_id is not None:
             shipments = shipments.filter(carrier_id=carrier_id)
         shipment = shipments.filter(reference=event.shipment.reference).first()
         if shipment is None:
             raise UnknownShipmentError(event.shipment.reference)
         key = semantic_key(event, source=source)
-        latest = shipment.events.aggregate(latest=Max("occurred_at"))["latest"]
+        # One query for both facts. Check-then-insert is race-free here because every writer of this
+        # shipment's events holds its row lock (above); the unique constraint remains the backstop.
+        facts = shipment.events.aggregate(
+            latest=Max("occurred_at"), seen=Count("id", filter=Q(dedupe_key=key))
+        )
+        if facts["seen"]:
+            return MilestoneResult(
+                shipment=shipment, event=None, duplicate=True, status_before=shipment.status
+            )
+        latest = facts["latest"]
         implied = states.EVENT_STATUS.get(event.event_type)
         late = (latest is not None and event.occurred_at < latest) or (
             implied is not None
@@ -74,27 +86,20 @@ def shipment_apply_milestone(
             and shipment.status != states.CANCELLED
             and states.status_rank(implied) < states.status_rank(shipment.status)
         )
-        try:
-            # A savepoint: losing the race to an identical event must not poison the transaction.
-            with transaction.atomic():
-                record = ShipmentEvent.objects.create(
-                    shipment=shipment,
-                    event_type=event.event_type.value,
-                    occurred_at=event.occurred_at,
-                    stop_sequence=event.stop_sequence,
-                    location_code=event.location.code if event.location else "",
-                    reason_code=event.reason_code or "",
-                    source_system=source,
-                    source_event_id=event.event_id or "",
-                    dedupe_key=key,
-                    late=late,
-                    details=event.details,
-                    source_message_id=message_id,
-                )
-        except IntegrityError:
-            return MilestoneResult(
-                shipment=shipment, event=None, duplicate=True, status_before=shipment.status
-            )
+        record = ShipmentEvent.objects.create(
+            shipment=shipment,
+            event_type=event.event_type.value,
+            occurred_at=event.occurred_at,
+            stop_sequence=event.stop_sequence,
+            location_code=event.location.code if event.location else "",
+            reason_code=event.reason_code or "",
+            source_system=source,
+            source_event_id=event.event_id or "",
+            dedupe_key=key,
+            late=late,
+            details=event.details,
+            source_message_id=message_id,
+        )
 
         result = MilestoneResult(shipment=shipment, event=record, status_before=shipment.status, late=late)
         shipment.status = states.next_status(shipment.status, event.event_type)
@@ -104,10 +109,10 @@ def shipment_apply_milestone(
             shipment.pod_received_at = _earliest(shipment.pod_received_at, event.occurred_at)
         if event.stop_sequence is not None:
             _stop_times(shipment, event)
-        result.opened, result.resolved = _sync_exceptions(shipment)
-        shipment.sequence = F("sequence") + 1
+        if states.affects_exceptions(event.event_type):
+            result.opened, result.resolved = _sync_exceptions(shipment)
+        shipment.sequence += 1  # we hold the row lock, so the value read above is current
         shipment.save(update_fields=["status", "delivered_at", "pod_received_at", "sequence", "updated_at"])
-        shipment.refresh_from_db(fields=["sequence"])
     return result
 
 

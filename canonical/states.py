@@ -129,3 +129,12 @@ def exception_episodes(timeline: Iterable[TimelineEntry]) -> list[Episode]:
                     )
                 )
     return closed + list(open_by_kind.values())
+
+
+def affects_exceptions(event_type: EventType) -> bool:
+    """Whether applying ``event_type`` can change any exception episode (else the sync is skipped)."""
+    return (
+        event_type in EXCEPTION_OPENERS
+        or event_type in EXCEPTION_CLOSERS
+        or event_type == EventType.EXCEPTION_RESOLVED
+    )

@@ -21,7 +21,10 @@ class CanonicalConnector(Connector):
         signing.verify(secret or "", request.body, request.headers.get(signing.HEADER.lower()))
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
-        # A single event's event_id identifies the message; a batch has no single id (body hash is used).
+        # A single event's event_id identifies the message; a batch has no single id (body hash is used),
+        # so a list is not even decoded here: this runs in the web process, before the 202.
+        if request.body[:256].lstrip()[:1] != b"{":
+            return None
         try:
             doc = json.loads(request.body)
         except ValueError:

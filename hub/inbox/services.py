@@ -154,7 +154,12 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
             _send_wake()  # a full batch: recruit another worker for the rest
         subscriptions = subscriptions_active()
         for message_id in ids:
-            inbound_message_process(message_id=message_id, subscriptions=subscriptions)
+            try:
+                inbound_message_process(message_id=message_id, subscriptions=subscriptions)
+            except Exception as exc:
+                # A bug or an outage while processing: never leave the message to loop forever.
+                logger.exception("processing inbound message %s failed", message_id)
+                inbound_message_fail(message_id=message_id, exc=exc)
             done += 1
     _send_wake()  # out of budget with work possibly left: hand over to a fresh task
     return done
@@ -339,6 +344,24 @@ def _process_document(
     if reprocessing:
         dead_letter_settle(message=message, item_index=item_index)
     return outcome
+
+
+def inbound_message_fail(*, message_id: UUID, exc: Exception) -> None:
+    """Dead-letter a message whose processing raised unexpectedly (stage apply, with the error)."""
+    with transaction.atomic():
+        message = (
+            InboundMessage.objects.select_for_update()
+            .select_related("connection")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None:
+            return
+        _fail_whole(message, "apply", exc, f"unexpected {type(exc).__name__} while processing: {exc}")
+        message.attempts += 1
+        message.claimed_until = None
+        message.processed_at = timezone.now()
+        message.save()
 
 
 # --- Sweeper side -----------------------------------------------------------------------------------
