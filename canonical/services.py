@@ -274,9 +274,11 @@ def _refuse_second_open(record: ShipmentException) -> None:
         shipment_id=record.shipment_id, kind=record.kind, status=ShipmentException.Status.OPEN
     ).exclude(pk=record.pk)
     if others.exists():
+        message = "this shipment already has an open exception of this kind"
         raise ConflictError(
-            f"shipment {record.shipment.reference} already has an open {record.kind} exception",
-            errors=[{"field": "kind", "message": "this shipment already has an open exception of this kind"}],
+            f"shipment {record.shipment.reference} already has an open exception of kind {record.kind}",
+            # A rule over the record (shipment + kind + status), so not one field's error.
+            errors=[{"field": "non_field_errors", "message": message}],
         )
 
 

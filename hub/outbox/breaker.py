@@ -54,13 +54,21 @@ def breaker_record_failure(connection_id) -> bool:
     try:
         if cache.get(_key(connection_id, "open_until")) is not None:
             # A failed half-open probe: open again for a full period.
-            cache.set(_key(connection_id, "open_until"), time.time() + settings.CROSSDOCK_BREAKER_OPEN_S, timeout=settings.CROSSDOCK_BREAKER_OPEN_S * 10)
+            cache.set(
+                _key(connection_id, "open_until"),
+                time.time() + settings.CROSSDOCK_BREAKER_OPEN_S,
+                timeout=settings.CROSSDOCK_BREAKER_OPEN_S * 10,
+            )
             cache.delete(_key(connection_id, "probe"))
             return True
         cache.add(_key(connection_id, "failures"), 0, timeout=FAILURE_WINDOW_S)
         failures = cache.incr(_key(connection_id, "failures"))
         if failures >= settings.CROSSDOCK_BREAKER_THRESHOLD:
-            cache.set(_key(connection_id, "open_until"), time.time() + settings.CROSSDOCK_BREAKER_OPEN_S, timeout=settings.CROSSDOCK_BREAKER_OPEN_S * 10)
+            cache.set(
+                _key(connection_id, "open_until"),
+                time.time() + settings.CROSSDOCK_BREAKER_OPEN_S,
+                timeout=settings.CROSSDOCK_BREAKER_OPEN_S * 10,
+            )
             cache.delete(_key(connection_id, "failures"))
             logger.warning("circuit opened for connection %s after %s failures", connection_id, failures)
             return True

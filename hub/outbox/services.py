@@ -180,7 +180,8 @@ def delivery_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
         )
         if ids:
             Delivery.objects.filter(id__in=ids).update(
-                status=Delivery.Status.IN_FLIGHT, lease_until=now + timedelta(seconds=settings.CROSSDOCK_DELIVERY_LEASE_S)
+                status=Delivery.Status.IN_FLIGHT,
+                lease_until=now + timedelta(seconds=settings.CROSSDOCK_DELIVERY_LEASE_S),
             )
     return ids
 
