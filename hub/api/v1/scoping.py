@@ -1,7 +1,8 @@
 """Who is calling, and which records they may see. Applied once, in the base viewset.
 
-A partner bound to a carrier sees that carrier, its shipments and what hangs off them; a partner bound
-to a customer sees that customer, its orders, shipments and invoices. Locations and products are
+A partner bound to a carrier sees that carrier, its shipments and what hangs off them (not invoices:
+they are the customer's billing data); a partner bound to a customer sees that customer, its orders,
+shipments and invoices. Locations and products are
 shared reference data. Another partner's record is simply absent (404), never 403, so ids leak nothing.
 """
 
@@ -85,8 +86,9 @@ def restrict(queryset: QuerySet, principal: Principal | None) -> QuerySet:
             pk__in=Order.objects.filter(lines__shipments__carrier_id=carrier_id).values("pk")
         )
     if model is Invoice:
+        # Invoices are the customer's billing data: a carrier partner sees none of them.
         if customer_id is not None:
             return queryset.filter(customer_id=customer_id)
-        return queryset.filter(shipment__carrier_id=carrier_id)
+        return queryset.none()
     # A model without a rule is invisible to partners: failing closed beats leaking.
     return queryset.none()

@@ -357,6 +357,7 @@ class ShipmentExceptionSerializer(CanonicalSerializer):
             *TIMESTAMPS,
         ]
         read_only_fields = ["resolved_at"]
+        extra_kwargs = {"opened_at": {"required": False}}  # defaults to now
         # One open exception per shipment and kind is enforced by the service (409), not a 400 here.
         validators: list = []
 
