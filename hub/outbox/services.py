@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ BATCH_SIZE = 50  # deliveries claimed per round; sent concurrently
 SEND_THREADS = 8  # concurrent HTTP requests per worker process
 DRAIN_BUDGET_S = 25.0  # seconds per drain task before it hands over to a fresh one
 SHORT_WAKE_S = 10.0  # retries due sooner than this get a timed wake-up; later ones wait for the sweeper
+TIMER_SLOT_S = 0.25  # seconds; timed wake-ups are rounded up to slots of this length (at most 4 a second)
 OUTBOX_WAKE = "outbox"
 SOURCE = "crossdock"
 
@@ -220,9 +222,14 @@ def _schedule_next_wake() -> None:
     if soonest is None:
         return
     wait = (soonest - timezone.now()).total_seconds()
-    # One timed wake-up per window, however many drainers see the same due time.
-    if wait <= SHORT_WAKE_S and cache.add(f"wake:{OUTBOX_WAKE}:timer", 1, timeout=max(1, int(wait) + 1)):
-        _send_wake(countdown=max(0.05, wait))
+    if wait > SHORT_WAKE_S:
+        return
+    # One timed wake-up per due-time slot, however many drainers see the same due time. The key names
+    # the slot: a timer already set for an earlier slot (firing now, or about to) must not suppress
+    # this later one, or the work due then would wait for the sweeper.
+    slot = math.ceil(soonest.timestamp() / TIMER_SLOT_S)
+    if cache.add(f"wake:{OUTBOX_WAKE}:timer:{slot}", 1, timeout=max(1, int(wait) + 2)):
+        _send_wake(countdown=max(0.05, slot * TIMER_SLOT_S - time.time()))
 
 
 def delivery_batch_send(ids: list[UUID]) -> None:

@@ -7,6 +7,8 @@ reading the pytest-django test database, so the tests that use it must commit th
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -33,14 +35,31 @@ def _database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, *, concurrency: int = 2, log_path: Path) -> None:
+    """One `celery worker` process group. ``env`` adds or overrides environment variables (e.g.
+    ``{"CROSSDOCK_DELIVERY_LEASE_S": "3"}``); it can be started again after ``stop``/``kill``."""
+
+    _started = itertools.count(1)
+
+    def __init__(self, *, concurrency: int = 2, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.concurrency = concurrency
         self.log_path = log_path
+        self.env = {name: str(value) for name, value in (env or {}).items()}
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _log_since(self, offset: int) -> bytes:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read()
+
     def start(self) -> None:
-        env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", **self.env}
         queues = ",".join(q.name for q in settings.CELERY_TASK_QUEUES)
+        # A restart appends to the same log: only what this start writes may say "ready.".
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -57,7 +76,7 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"e2e-{os.getpid()}@%h",
+                f"e2e-{os.getpid()}-{next(self._started)}@%h",
             ],
             cwd=ROOT,
             env=env,
@@ -65,11 +84,12 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        log.close()  # the child holds its own copy
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"celery worker exited with {self.proc.returncode}; see {self.log_path}")
-            if b"ready." in self.log_path.read_bytes():
+            if b"ready." in self._log_since(offset):
                 return
             time.sleep(0.2)
         self.stop()
@@ -77,9 +97,11 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), as a crash would."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group: pool children die too
+        self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -99,3 +121,26 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def celery_worker_with_env(celery_worker_process, tmp_path):
+    """Start workers with extra environment: ``start({"CROSSDOCK_BREAKER_THRESHOLD": "2"})``.
+
+    The session worker is stopped first (it would otherwise take the same queues with the default
+    settings) and started again when the test ends, after every worker started here is stopped.
+    """
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        celery_worker_process.stop()
+        worker = WorkerProcess(log_path=tmp_path / f"worker-{len(started) + 1}.log", env=env)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+    if not celery_worker_process.alive:
+        celery_worker_process.start()
