@@ -14,10 +14,23 @@ from hub.connections.services import api_client_create
 pytest_plugins = ["tests.e2e.worker"]
 
 
+def _clear_own_cache_keys() -> None:
+    """Delete Crossdock's cache keys only. ``cache.clear()`` would FLUSHDB, and when the cache shares
+    its Redis database with the broker that would also drop queued tasks and queue bindings."""
+    client_holder = getattr(cache, "_cache", None)
+    if client_holder is None or not hasattr(client_holder, "get_client"):
+        cache.clear()  # not Redis (e.g. a local cache): nothing else lives there
+        return
+    client = client_holder.get_client(write=True)
+    keys = list(client.scan_iter(match=cache.make_key("") + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit counters and cached values never leak from one test to the next."""
-    cache.clear()
+    """Rate-limit counters, breaker state and wake-up flags never leak from one test to the next."""
+    _clear_own_cache_keys()
     yield
 
 

@@ -42,6 +42,14 @@ def breaker_allows(connection_id) -> tuple[bool, float]:
         return True, 0.0
 
 
+def breaker_degraded(connection_id) -> bool:
+    """True when the connection has failed recently but its circuit is still closed."""
+    try:
+        return bool(cache.get(_key(connection_id, "failures")))
+    except Exception:
+        return False
+
+
 def breaker_record_success(connection_id) -> None:
     try:
         cache.delete_many([_key(connection_id, n) for n in ("open_until", "failures", "probe")])

@@ -48,6 +48,7 @@ BATCH_SIZE = 50  # deliveries claimed per round; sent concurrently
 SEND_THREADS = 8  # concurrent HTTP requests per worker process
 DRAIN_BUDGET_S = 25.0  # seconds per drain task before it hands over to a fresh one
 SHORT_WAKE_S = 10.0  # retries due sooner than this get a timed wake-up; later ones wait for the sweeper
+DEGRADED_DEFER_S = 0.5  # seconds a delivery waits while its receiver is failing and another probes it
 TIMER_SLOT_S = 0.25  # seconds; timed wake-ups are rounded up to slots of this length (at most 4 a second)
 OUTBOX_WAKE = "outbox"
 SOURCE = "crossdock"
@@ -239,6 +240,8 @@ def delivery_batch_send(ids: list[UUID]) -> None:
         )
     )
     prepared: list[_Prepared] = []
+    degraded: dict[UUID, bool] = {}  # per connection, looked up once per batch
+    sent_to: set[UUID] = set()
     for delivery in deliveries:
         connection = delivery.subscription.connection
         try:
@@ -254,6 +257,14 @@ def delivery_batch_send(ids: list[UUID]) -> None:
         if not allowed:
             _defer(delivery, wait, "circuit open")
             continue
+        if connection.pk not in degraded:
+            degraded[connection.pk] = breaker.breaker_degraded(connection.pk)
+        if degraded[connection.pk] and connection.pk in sent_to:
+            # The receiver failed recently: send one delivery per batch to it, not a whole batch that
+            # would all fail before the breaker could open.
+            _defer(delivery, DEGRADED_DEFER_S, "receiver failing, one at a time")
+            continue
+        sent_to.add(connection.pk)
         wait = breaker.rate_limit_take(connection.pk, getattr(config, "rate_limit_per_s", None))
         if wait:
             _defer(delivery, wait, "rate limited")
