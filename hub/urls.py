@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hub.api.v1 import problems
+from hub.core import dashboard, metrics
 from hub.core import views as core_views
 
 admin.site.site_header = "Crossdock operations"
@@ -12,6 +13,8 @@ admin.site.index_title = "Operations console"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", core_views.health, name="health"),
+    path("ops/", dashboard.ops_dashboard, name="ops-dashboard"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("hub.api.v1.urls")),

@@ -1,0 +1,217 @@
+"""Ops console for connections and subscriptions (imported by ``ConnectionsConfig.ready``).
+
+Saves go through :func:`hub.connections.services.connection_save` and ``subscription_save``; a
+service's ``DomainError`` is shown on the form next to the field it names and nothing is saved (the
+``ServiceModelAdmin`` two-pass pattern of :mod:`canonical.admin`).
+
+The secret is write-only: the form has an empty password box (blank keeps the stored secret) and a
+"clear secret" box. Neither the secret nor its ciphertext is ever rendered; the page only says
+whether one is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from canonical.admin import (
+    RECORD_FIELDS,
+    RECORD_FIELDSET,
+    ServiceModelAdmin,
+    ServiceModelForm,
+    ServiceRejected,
+    admin_link,
+)
+from canonical.contracts.v1 import EventType
+from canonical.errors import DomainError
+from connectors import registry
+from hub.connections.models import Connection, Subscription
+from hub.connections.services import connection_save, subscription_save
+from hub.outbox.breaker import breaker_state
+
+EVENT_TYPE_CHOICES = [(t.value, t.value) for t in EventType]
+
+
+def _top_level(item: dict[str, str]) -> dict[str, str]:
+    """A service error on ``config.url`` belongs to the form's ``config`` box: "url: <message>"."""
+    field = item.get("field", "")
+    head, _, rest = field.partition(".")
+    if rest:
+        return {"field": head, "message": f"{rest}: {item.get('message', '')}"}
+    return item
+
+
+class ConnectionForm(ServiceModelForm):
+    secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: stored encrypted and never shown. Leave blank to keep the stored secret.",
+    )
+    clear_secret = forms.BooleanField(
+        required=False, label="Clear secret", help_text="Remove the stored secret."
+    )
+
+    class Meta:
+        model = Connection
+        fields = ("slug", "name", "system", "connector", "carrier", "is_active", "config")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "connector" in self.fields:
+            choices = [(spec.key, f"{spec.key}: {spec.label}") for spec in registry.all_specs()]
+            current = self.instance.connector
+            if current and current not in {key for key, _ in choices}:
+                choices.append((current, f"{current} (not installed)"))
+            self.fields["connector"].widget = forms.Select(choices=[("", "---------"), *choices])
+
+    def clean(self) -> dict[str, Any]:
+        error = self.service_error
+        if error is not None and error.errors:
+            self.service_error = DomainError(error.detail, errors=[_top_level(item) for item in error.errors])
+        cleaned = super().clean()
+        if cleaned.get("secret") and cleaned.get("clear_secret"):
+            self.add_error("clear_secret", "Either type a new secret or clear the stored one, not both.")
+        return cleaned
+
+
+class SubscriptionForm(ServiceModelForm):
+    event_types = forms.MultipleChoiceField(
+        choices=EVENT_TYPE_CHOICES,
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 6}),
+        help_text="None selected: every event type.",
+    )
+
+    class Meta:
+        model = Subscription
+        fields = ("connection", "event_types", "description", "is_active")
+
+
+class SubscriptionInline(admin.TabularInline):
+    """The connection's subscriptions; saved one by one through ``subscription_save``."""
+
+    model = Subscription
+    form = SubscriptionForm
+    fields = ("event_types", "description", "is_active")
+    extra = 0
+    # Deleting a subscription would delete its delivery history: deactivate it instead.
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Connection)
+class ConnectionAdmin(ServiceModelAdmin):
+    form = ConnectionForm
+    list_display = (
+        "slug",
+        "system",
+        "connector",
+        "is_active",
+        "carrier_link",
+        "has_secret_display",
+        "circuit",
+        "inbound_url",
+    )
+    list_filter = ("system", "connector", "is_active")
+    list_select_related = ("carrier",)
+    search_fields = ("slug", "name")
+    ordering = ("slug",)
+    inlines = (SubscriptionInline,)
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "system", "connector", "carrier", "is_active")}),
+        ("Configuration", {"fields": ("config",)}),
+        ("Secret", {"fields": ("has_secret_display", "secret", "clear_secret")}),
+        ("Status", {"fields": ("circuit", "inbound_url")}),
+        RECORD_FIELDSET,
+    )
+    readonly_fields = (*RECORD_FIELDS, "has_secret_display", "circuit", "inbound_url")
+    add_hidden_fields = ("clear_secret",)
+
+    @admin.display(description="Carrier", ordering="carrier__scac")
+    def carrier_link(self, obj: Connection) -> str:
+        return admin_link(obj.carrier, obj.carrier.scac) if obj.carrier_id else "-"
+
+    @admin.display(description="Secret stored", boolean=True)
+    def has_secret_display(self, obj: Connection) -> bool:
+        return obj.has_secret
+
+    @admin.display(description="Circuit")
+    def circuit(self, obj: Connection) -> str:
+        return breaker_state(obj.pk)
+
+    @admin.display(description="Inbound URL")
+    def inbound_url(self, obj: Connection) -> str:
+        try:
+            receives = "parse" in registry.get(obj.connector).capabilities
+        except registry.RegistryError:
+            receives = False
+        if not receives:
+            return "-"
+        return format_html("<code>{}</code>", reverse("api-inbound", args=[obj.slug]))
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False  # messages and letters keep pointing at it: deactivate instead
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: models.Model,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        cleaned = form.cleaned_data
+        # "" clears the secret, None keeps it (connection_save's contract).
+        secret = "" if cleaned.get("clear_secret") else (cleaned.get("secret") or None)
+        return connection_save(instance=obj, data=data, secret=secret)
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset, change: bool) -> None:
+        if formset.model is not Subscription:
+            super().save_formset(request, form, formset, change)
+            return
+        # commit=False fills each new or changed row from its form (and points it at the connection)
+        # without saving; the service validates and saves it.
+        for subscription in formset.save(commit=False):
+            try:
+                subscription_save(instance=subscription, data={})
+            except DomainError as exc:
+                # Raised inside the admin's atomic block: the connection's save rolls back too.
+                raise ServiceRejected(DomainError(f"Subscription: {exc.detail}")) from exc
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ServiceModelAdmin):
+    form = SubscriptionForm
+    list_display = ("connection", "event_types_display", "description", "is_active", "created_at")
+    list_filter = ("is_active", ("connection", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("connection",)
+    search_fields = ("connection__slug", "description")
+    ordering = ("connection__slug", "created_at")
+    fields = ("connection", "event_types", "description", "is_active", *RECORD_FIELDS)
+    readonly_fields = RECORD_FIELDS
+
+    @admin.display(description="Event types")
+    def event_types_display(self, obj: Subscription) -> str:
+        return ", ".join(obj.event_types) if obj.event_types else "all events"
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False  # deleting would delete its delivery history: deactivate instead
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: models.Model,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        return subscription_save(instance=obj, data=data)
