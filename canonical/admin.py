@@ -1,0 +1,1238 @@
+"""The ops console: the Django admin over the canonical model.
+
+The admin is an interface (STYLE.md section 3). It shapes input and output, and every write of a
+record goes through one service of :mod:`canonical.services`; child rows edited in inlines are saved
+by Django's ``save_related``. Three rules shape every page:
+
+- A service's ``DomainError`` is shown on the form (and as an error message); nothing is saved.
+  See :meth:`ServiceModelAdmin.changeform_view`.
+- A record that another system holds (an ``ExternalRef`` whose system is not Crossdock) is owned by
+  that system: its business data is read-only here, and the form says which system owns it.
+- Data that only milestones move (shipment status, delivery and POD times, the change sequence, the
+  event timeline, stop actuals) is read-only everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets, quote
+from django.contrib.contenttypes.admin import GenericTabularInline
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from canonical import services
+from canonical.errors import DomainError
+from canonical.models import (
+    Carrier,
+    Customer,
+    ExternalRef,
+    FreightCharge,
+    Invoice,
+    InvoiceLine,
+    Location,
+    Order,
+    OrderLine,
+    Price,
+    Product,
+    Rate,
+    Shipment,
+    ShipmentEvent,
+    ShipmentException,
+    ShipmentLine,
+    Stop,
+)
+
+# The system name of records Crossdock itself holds; a ref to any other system makes it the owner.
+HUB_SYSTEM = "crossdock"
+RECORD_FIELDS = ("id", "created_at", "updated_at")
+RECORD_FIELDSET = ("Record", {"classes": ("collapse",), "fields": RECORD_FIELDS})
+NON_FIELD = ("", "__all__", "non_field_errors")
+
+
+# --- Links -----------------------------------------------------------------------------------------
+
+
+def admin_url(obj: models.Model) -> str | None:
+    """The admin change page of ``obj``, or None when its model has no admin."""
+    opts = obj._meta
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+    except NoReverseMatch:
+        return None
+
+
+def admin_link(obj: models.Model | None, label: object | None = None) -> str:
+    """``obj`` as a link to its admin change page ("-" for no object, plain text without an admin)."""
+    if obj is None:
+        return "-"
+    text = obj if label is None else label
+    url = admin_url(obj)
+    return str(text) if url is None else format_html('<a href="{}">{}</a>', url, text)
+
+
+def admin_links(objs: Iterable[models.Model]) -> str:
+    """Several records as comma-separated links, or "-"."""
+    pairs = [(admin_url(obj) or "#", str(obj)) for obj in objs]
+    return format_html_join(", ", '<a href="{}">{}</a>', pairs) if pairs else "-"
+
+
+def changelist_link(model: type[models.Model], label: str, **filters: object) -> str:
+    """A link to ``model``'s changelist filtered by ``filters`` (e.g. ``customer__id__exact=pk``)."""
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    query = urlencode({name: str(value) for name, value in filters.items()})
+    return format_html('<a href="{}?{}">{}</a>', url, query, label)
+
+
+# --- Ownership -------------------------------------------------------------------------------------
+
+
+def owner_systems(obj: models.Model | None) -> list[str]:
+    """The systems other than Crossdock that hold ``obj`` (through its external refs); they own it.
+
+    Reads ``obj.external_refs.all()``, so a prefetch (every admin below prefetches) makes it free.
+    """
+    if obj is None or obj._state.adding or not hasattr(obj, "external_refs"):
+        return []
+    return sorted({ref.system for ref in obj.external_refs.all()} - {HUB_SYSTEM})
+
+
+class SourceSystemFilter(admin.SimpleListFilter):
+    """Filter records by a system that holds them, or keep those only Crossdock holds."""
+
+    title = "source system"
+    parameter_name = "source"
+    HUB_ONLY = "-"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        content_type = ContentType.objects.get_for_model(model_admin.model)
+        systems = (
+            ExternalRef.objects.filter(content_type=content_type)
+            .exclude(system=HUB_SYSTEM)
+            .order_by("system")
+            .values_list("system", flat=True)
+            .distinct()
+        )
+        return [(self.HUB_ONLY, "Crossdock only"), *((system, system) for system in systems)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        refs = ExternalRef.objects.filter(
+            content_type=ContentType.objects.get_for_model(queryset.model), object_id=OuterRef("pk")
+        )
+        if value == self.HUB_ONLY:
+            return queryset.exclude(Exists(refs.exclude(system=HUB_SYSTEM)))
+        # Exists, not a join: a record with two refs in the system is listed once.
+        return queryset.filter(Exists(refs.filter(system=value)))
+
+
+# --- Writes through services -----------------------------------------------------------------------
+
+
+class ServiceRejected(Exception):
+    """A service refused the write; carries its ``DomainError`` out of the admin's atomic block."""
+
+    def __init__(self, error: DomainError):
+        super().__init__(error.detail)
+        self.error = error
+
+
+class ServiceModelForm(forms.ModelForm):
+    """The base form of every admin here. On the second pass after a service refused a write (see
+    :meth:`ServiceModelAdmin.changeform_view`), it shows the service's errors on the fields they name.
+    """
+
+    service_error: DomainError | None = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        error = self.service_error
+        if error is not None:
+            items = error.errors or [{"field": "", "message": error.detail}]
+            for item in items:
+                field, message = item.get("field", ""), item.get("message", error.detail)
+                if field in self.fields:
+                    self.add_error(field, message)
+                else:
+                    self.add_error(None, message if field in NON_FIELD else f"{field}: {message}")
+        return cleaned
+
+
+def _adopt(target: models.Model, saved: models.Model) -> None:
+    """Make the admin's form instance the record the service saved (same row, same field values).
+
+    Django keeps using its own instance after ``save_model`` (inline formsets save children against
+    it; the response redirects to its pk), so a service that built a new instance must hand its
+    state back.
+    """
+    if target is saved:
+        return
+    for field in saved._meta.concrete_fields:
+        setattr(target, field.attname, getattr(saved, field.attname))
+    target._state.adding = False
+    target._state.db = saved._state.db
+
+
+def _filter_fieldsets(fieldsets: Sequence[tuple[Any, Mapping[str, Any]]], hidden: set[str]) -> list:
+    """``fieldsets`` without the ``hidden`` fields, and without fieldsets left empty."""
+    result = []
+    for name, options in fieldsets:
+        fields = []
+        for entry in options["fields"]:
+            if isinstance(entry, list | tuple):
+                kept = tuple(f for f in entry if f not in hidden)
+                if kept:
+                    fields.append(kept)
+            elif entry not in hidden:
+                fields.append(entry)
+        if fields:
+            result.append((name, {**options, "fields": tuple(fields)}))
+    return result
+
+
+class ServiceModelAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose saves go through a service and whose forms know who owns the record.
+
+    Subclasses implement :meth:`service_save`. ``readonly_fields`` lists what is always read-only
+    (it is hidden on the add form: there is nothing to show yet); ``readonly_after_create`` the
+    business key; ``hub_owned_fields`` what stays editable when another system owns the record.
+    """
+
+    form = ServiceModelForm
+    list_per_page = 50
+    # The unfiltered total is one more COUNT(*) over the whole table on every list page.
+    show_full_result_count = False
+    readonly_fields: Sequence[str] = RECORD_FIELDS
+    readonly_after_create: Sequence[str] = ()
+    hub_owned_fields: Sequence[str] = ()
+    add_hidden_fields: Sequence[str] = ()
+
+    # -- ownership --
+
+    def owners(self, obj: models.Model | None) -> list[str]:
+        """The systems that own ``obj`` (empty when Crossdock does). Cached on the instance."""
+        if obj is None:
+            return []
+        cached = getattr(obj, "_crossdock_owners", None)
+        if cached is None:
+            cached = owner_systems(obj)
+            obj._crossdock_owners = cached  # type: ignore[attr-defined]
+        return cached
+
+    @admin.display(description="Owned by")
+    def ownership(self, obj: models.Model) -> str:
+        systems = self.owners(obj)
+        if not systems:
+            return "Crossdock: edit it here."
+        names = ", ".join(systems)
+        return f"{names}: its business data is read-only here; change it in {names}."
+
+    # -- form shape --
+
+    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None) -> list:
+        fieldsets = self.fieldsets or [(None, {"fields": self.get_fields(request, obj)})]
+        if obj is None:
+            return _filter_fieldsets(fieldsets, {*self.readonly_fields, *self.add_hidden_fields})
+        return list(fieldsets)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> Sequence[str]:
+        readonly = list(self.readonly_fields)
+        if obj is not None:
+            readonly += self.readonly_after_create
+            if self.owners(obj):
+                keep = set(self.hub_owned_fields)
+                readonly += [f for f in flatten_fieldsets(self.fieldsets or ()) if f not in keep]
+        return tuple(dict.fromkeys(readonly))
+
+    def get_form(self, request: HttpRequest, obj: models.Model | None = None, change: bool = False, **kwargs):
+        error = getattr(request, "_crossdock_service_error", None)
+        if error is not None:
+            base = kwargs.get("form", self.form)
+            kwargs["form"] = type(base.__name__, (base,), {"service_error": error})
+        return super().get_form(request, obj, change, **kwargs)
+
+    # -- writes --
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRejected as rejected:
+            # The first pass ran inside the admin's atomic block; raising out of it rolled back all
+            # it wrote (the record and any inline rows). Run the view again on the same POST with the
+            # service's errors attached to the form: it is invalid now, so nothing is saved, and the
+            # operator sees the errors next to their input instead of a 500.
+            request._crossdock_service_error = rejected.error  # type: ignore[attr-defined]
+            self.message_user(request, rejected.error.detail, level=messages.ERROR)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def form_data(self, form: forms.ModelForm, change: bool) -> dict[str, Any]:
+        """The model fields the operator set: all the form's on create, the changed ones on update."""
+        model_fields = {field.name for field in form._meta.model._meta.concrete_fields}
+        names = form.changed_data if change else list(form.cleaned_data)
+        return {name: form.cleaned_data[name] for name in names if name in model_fields}
+
+    def save_model(
+        self, request: HttpRequest, obj: models.Model, form: forms.ModelForm, change: bool
+    ) -> None:
+        try:
+            saved = self.service_save(
+                request=request, obj=obj, form=form, data=self.form_data(form, change), change=change
+            )
+        except DomainError as exc:
+            raise ServiceRejected(exc) from exc
+        _adopt(obj, saved)
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: models.Model,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        """Write through the flat master-data services; admins of other records override this."""
+        if change:
+            return services.record_update(instance=obj, data=data)
+        return services.record_create(model=type(obj), data=data)
+
+
+class CanonicalAdmin(ServiceModelAdmin):
+    """Admin of a canonical record that has ``external_refs``: refs prefetched, owner note, refs column."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("external_refs")
+
+    @admin.display(description="External ids")
+    def external_ids(self, obj: models.Model) -> str:
+        refs = [(ref.system, ref.external_id) for ref in obj.external_refs.all()]  # type: ignore[attr-defined]
+        return format_html_join(", ", "{}:{}", refs) if refs else "-"
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        # Deleting a record another system holds would only make the next sync recreate it.
+        return not self.owners(obj) and super().has_delete_permission(request, obj)
+
+
+# --- Inlines ---------------------------------------------------------------------------------------
+
+
+class RelatedInlineMixin:
+    """Inline rows fetched with the relations their labels read (``str(row)`` names its parent)."""
+
+    inline_select_related: Sequence[str] = ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return (
+            queryset.select_related(*self.inline_select_related) if self.inline_select_related else queryset
+        )
+
+
+class ExternalRefInline(GenericTabularInline):
+    """A record's ids in other systems. Read-only: connectors write them through the services."""
+
+    model = ExternalRef
+    fields = ("system", "entity", "external_id", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "external id"
+    verbose_name_plural = "external ids"
+
+    # View permission is the parent's: Django asks for it without an object when it builds the
+    # inline's queryset, so refusing there would hide every row.
+
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+
+class ViewOnlyInline(RelatedInlineMixin, admin.TabularInline):
+    """Child rows shown for context on the parent's page, edited (if at all) on their own page."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    # View permission is the parent's: Django asks for it without an object when it builds the
+    # inline's queryset, so refusing there would hide every row.
+
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+
+class ChildInline(RelatedInlineMixin, admin.TabularInline):
+    """Editable child rows (saved by ``save_related``), read-only when the parent is another system's."""
+
+    extra = 0
+
+    def rows_editable(self, request: HttpRequest, obj: models.Model | None) -> bool:
+        return not owner_systems(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self.rows_editable(request, obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self.rows_editable(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return self.rows_editable(request, obj) and super().has_delete_permission(request, obj)
+
+
+class OrderLineInline(ChildInline):
+    model = OrderLine
+    fields = ("line_number", "product", "quantity", "unit_price")
+    inline_select_related = ("order",)
+    autocomplete_fields = ("product",)
+    ordering = ("line_number",)
+
+
+class InvoiceLineInline(ChildInline):
+    model = InvoiceLine
+    fields = ("line_number", "description", "product", "quantity", "unit_price")
+    inline_select_related = ("invoice",)
+    autocomplete_fields = ("product",)
+    ordering = ("line_number",)
+
+    def rows_editable(self, request: HttpRequest, obj: models.Model | None) -> bool:
+        # A posted or paid invoice's lines are final (invoice_save refuses them; issue a note).
+        posted = getattr(obj, "status", None) in (Invoice.Status.POSTED, Invoice.Status.PAID)
+        return not posted and super().rows_editable(request, obj)
+
+
+class StopInline(ChildInline):
+    model = Stop
+    fields = (
+        "sequence",
+        "kind",
+        "location",
+        "planned_start",
+        "planned_end",
+        "actual_arrival",
+        "actual_departure",
+    )
+    # Actual arrival and departure are set by milestones (canonical.milestones), like the status.
+    readonly_fields = ("actual_arrival", "actual_departure")
+    autocomplete_fields = ("location",)
+    ordering = ("sequence",)
+    inline_select_related = ("shipment",)
+
+
+class ShipmentLineInline(ChildInline):
+    model = ShipmentLine
+    fields = ("order_line", "quantity")
+    raw_id_fields = ("order_line",)
+    verbose_name = "order line on this shipment"
+    verbose_name_plural = "order lines on this shipment"
+
+
+class ShipmentEventInline(ViewOnlyInline):
+    """The milestone timeline: facts reported by carriers and systems, never edited."""
+
+    model = ShipmentEvent
+    fields = (
+        "occurred_at",
+        "event_type",
+        "stop_sequence",
+        "location_code",
+        "reason_code",
+        "source_system",
+        "late",
+    )
+    readonly_fields = fields
+    ordering = ("occurred_at", "created_at")
+    verbose_name_plural = "timeline"
+
+
+class ShipmentExceptionInline(ViewOnlyInline):
+    model = ShipmentException
+    fields = ("kind", "status", "opened_at", "resolved_at", "reason_code")
+    readonly_fields = fields
+    inline_select_related = ("shipment",)
+
+
+class FreightChargeInline(ViewOnlyInline):
+    model = FreightCharge
+    fields = ("kind", "amount", "currency", "source_system", "description", "invoice_line")
+    readonly_fields = fields
+    inline_select_related = ("invoice_line__invoice",)
+
+
+# --- Master data -----------------------------------------------------------------------------------
+
+
+@admin.register(Customer)
+class CustomerAdmin(CanonicalAdmin):
+    list_display = (
+        "code",
+        "name",
+        "email",
+        "phone",
+        "active",
+        "hold_invoice_until_pod",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = ("active", "hold_invoice_until_pod", SourceSystemFilter)
+    search_fields = ("code", "name", "email", "external_refs__external_id")
+    search_help_text = "Code, name, e-mail, or an id in another system (e.g. the ERP party id)."
+    ordering = ("code",)
+    readonly_fields = (*RECORD_FIELDS, "ownership", "related")
+    readonly_after_create = ("code",)
+    # Whether to hold invoices until POD is Crossdock's billing policy, not the ERP's data.
+    hub_owned_fields = ("hold_invoice_until_pod",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "code", "name", "active")}),
+        ("Contact", {"fields": ("email", "phone", "billing_address")}),
+        ("Billing", {"fields": ("hold_invoice_until_pod",)}),
+        ("Related", {"fields": ("related",)}),
+        RECORD_FIELDSET,
+    )
+    inlines = (ExternalRefInline,)
+
+    @admin.display(description="Records")
+    def related(self, obj: Customer) -> str:
+        return format_html_join(
+            " · ",
+            "{}",
+            (
+                (changelist_link(model, label, customer__id__exact=obj.pk),)
+                for model, label in ((Order, "Orders"), (Shipment, "Shipments"), (Invoice, "Invoices"))
+            ),
+        )
+
+
+@admin.register(Location)
+class LocationAdmin(CanonicalAdmin):
+    list_display = (
+        "code",
+        "name",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+        "timezone",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = ("country", SourceSystemFilter)
+    search_fields = ("code", "name", "city", "postal_code", "external_refs__external_id")
+    search_help_text = "Code, name, city, postal code, or an id in another system."
+    ordering = ("code",)
+    readonly_fields = (*RECORD_FIELDS, "ownership")
+    readonly_after_create = ("code",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "code", "name")}),
+        ("Address", {"fields": ("address_line", "city", "region", "postal_code", "country")}),
+        ("Position", {"fields": ("latitude", "longitude", "timezone")}),
+        RECORD_FIELDSET,
+    )
+    inlines = (ExternalRefInline,)
+
+
+@admin.register(Carrier)
+class CarrierAdmin(CanonicalAdmin):
+    list_display = ("scac", "name", "mc_number", "dot_number", "active", "external_ids", "updated_at")
+    list_filter = ("active", SourceSystemFilter)
+    search_fields = ("scac", "name", "mc_number", "dot_number", "external_refs__external_id")
+    search_help_text = "SCAC, name, MC or DOT number, or an id in another system."
+    ordering = ("scac",)
+    readonly_fields = (*RECORD_FIELDS, "ownership", "related")
+    readonly_after_create = ("scac",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "scac", "name", "active")}),
+        ("Registration", {"fields": ("mc_number", "dot_number")}),
+        ("Related", {"fields": ("related",)}),
+        RECORD_FIELDSET,
+    )
+    inlines = (ExternalRefInline,)
+
+    @admin.display(description="Records")
+    def related(self, obj: Carrier) -> str:
+        return format_html(
+            "{} · {}",
+            changelist_link(Shipment, "Shipments", carrier__id__exact=obj.pk),
+            changelist_link(Rate, "Rates", carrier__id__exact=obj.pk),
+        )
+
+
+@admin.register(Product)
+class ProductAdmin(CanonicalAdmin):
+    list_display = (
+        "sku",
+        "name",
+        "unit_of_measure",
+        "weight_kg",
+        "hs_code",
+        "active",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = ("active", "unit_of_measure", SourceSystemFilter)
+    search_fields = ("sku", "name", "hs_code", "external_refs__external_id")
+    search_help_text = "SKU, name, HS code, or an id in another system."
+    ordering = ("sku",)
+    readonly_fields = (*RECORD_FIELDS, "ownership", "related")
+    readonly_after_create = ("sku",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "sku", "name", "active")}),
+        ("Details", {"fields": ("description", "unit_of_measure", "weight_kg", "hs_code")}),
+        ("Related", {"fields": ("related",)}),
+        RECORD_FIELDSET,
+    )
+    inlines = (ExternalRefInline,)
+
+    @admin.display(description="Records")
+    def related(self, obj: Product) -> str:
+        return changelist_link(Price, "Prices", product__id__exact=obj.pk)
+
+
+@admin.register(Price)
+class PriceAdmin(ServiceModelAdmin):
+    list_display = (
+        "__str__",
+        "product_link",
+        "customer_link",
+        "unit_price",
+        "currency",
+        "valid_from",
+        "valid_to",
+        "updated_at",
+    )
+    list_filter = ("currency", ("customer", admin.EmptyFieldListFilter))
+    list_select_related = ("product", "customer")
+    search_fields = (
+        "product__sku",
+        "product__name",
+        "customer__code",
+        "customer__name",
+        "product__external_refs__external_id",
+        "customer__external_refs__external_id",
+    )
+    search_help_text = "Product SKU or name, customer code or name, or their ids in other systems."
+    date_hierarchy = "valid_from"
+    ordering = ("product__sku", "customer__code", "-valid_from")
+    autocomplete_fields = ("product", "customer")
+    fieldsets = (
+        (None, {"fields": ("product", "customer", "unit_price", "currency")}),
+        ("Validity", {"fields": ("valid_from", "valid_to")}),
+        RECORD_FIELDSET,
+    )
+
+    @admin.display(description="Product", ordering="product__sku")
+    def product_link(self, obj: Price) -> str:
+        return admin_link(obj.product, obj.product.sku)
+
+    @admin.display(description="Customer", ordering="customer__code")
+    def customer_link(self, obj: Price) -> str:
+        return admin_link(obj.customer, obj.customer.code) if obj.customer else "List price"
+
+
+@admin.register(Rate)
+class RateAdmin(ServiceModelAdmin):
+    list_display = (
+        "__str__",
+        "carrier_link",
+        "origin_link",
+        "destination_link",
+        "basis",
+        "amount",
+        "currency",
+        "valid_from",
+        "valid_to",
+        "updated_at",
+    )
+    list_filter = ("basis", "currency", ("carrier", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("carrier", "origin", "destination")
+    search_fields = (
+        "carrier__scac",
+        "carrier__name",
+        "origin__code",
+        "destination__code",
+        "carrier__external_refs__external_id",
+    )
+    search_help_text = "Carrier SCAC or name, origin or destination code, or the carrier's external id."
+    date_hierarchy = "valid_from"
+    ordering = ("carrier__scac", "origin__code", "destination__code", "-valid_from")
+    autocomplete_fields = ("carrier", "origin", "destination")
+    fieldsets = (
+        (None, {"fields": ("carrier", "origin", "destination")}),
+        ("Price", {"fields": ("basis", "amount", "currency")}),
+        ("Validity", {"fields": ("valid_from", "valid_to")}),
+        RECORD_FIELDSET,
+    )
+
+    @admin.display(description="Carrier", ordering="carrier__scac")
+    def carrier_link(self, obj: Rate) -> str:
+        return admin_link(obj.carrier, obj.carrier.scac)
+
+    @admin.display(description="Origin", ordering="origin__code")
+    def origin_link(self, obj: Rate) -> str:
+        return admin_link(obj.origin, obj.origin.code)
+
+    @admin.display(description="Destination", ordering="destination__code")
+    def destination_link(self, obj: Rate) -> str:
+        return admin_link(obj.destination, obj.destination.code)
+
+
+# --- Orders, shipments, invoices -------------------------------------------------------------------
+
+
+@admin.register(Order)
+class OrderAdmin(CanonicalAdmin):
+    list_display = (
+        "reference",
+        "customer_link",
+        "status",
+        "ordered_at",
+        "requested_delivery_date",
+        "ship_to_link",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = ("status", SourceSystemFilter, "currency")
+    list_select_related = ("customer", "ship_to")
+    search_fields = ("reference", "customer__code", "customer__name", "external_refs__external_id")
+    search_help_text = "Order reference, customer code or name, or an id in another system (ERP sale)."
+    date_hierarchy = "ordered_at"
+    ordering = ("-created_at",)
+    autocomplete_fields = ("customer", "ship_from", "ship_to")
+    readonly_fields = (*RECORD_FIELDS, "ownership", "related")
+    readonly_after_create = ("reference",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "reference", "customer", "status")}),
+        ("Dates", {"fields": ("ordered_at", "requested_delivery_date")}),
+        ("Route", {"fields": ("ship_from", "ship_to")}),
+        ("Commercial", {"fields": ("currency", "notes")}),
+        ("Related", {"fields": ("related",)}),
+        RECORD_FIELDSET,
+    )
+    inlines = (OrderLineInline, ExternalRefInline)
+
+    @admin.display(description="Customer", ordering="customer__code")
+    def customer_link(self, obj: Order) -> str:
+        return admin_link(obj.customer, obj.customer.code)
+
+    @admin.display(description="Ship to", ordering="ship_to__code")
+    def ship_to_link(self, obj: Order) -> str:
+        return admin_link(obj.ship_to, obj.ship_to.code) if obj.ship_to else "-"
+
+    @admin.display(description="Shipments and invoices")
+    def related(self, obj: Order) -> str:
+        shipments = (
+            Shipment.objects.filter(lines__order_line__order=obj).distinct().only("id", "reference")
+        ).order_by("reference")
+        invoices = obj.invoices.only("id", "reference").order_by("reference")
+        return format_html("Shipments: {}<br>Invoices: {}", admin_links(shipments), admin_links(invoices))
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: Any,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        # Lines are the inline's rows (saved by save_related), so no ``lines=`` here.
+        return services.order_save(instance=obj if change else None, data=data)
+
+
+def _open_exception_count() -> Coalesce:
+    """Open exceptions per shipment as a correlated subquery: a JOIN + COUNT would be inflated by
+    the changelist's own joins (a search on external ids joins the refs)."""
+    counts = (
+        ShipmentException.objects.filter(shipment=OuterRef("pk"), status=ShipmentException.Status.OPEN)
+        .order_by()
+        .values("shipment")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(counts, output_field=models.IntegerField()), 0)
+
+
+@admin.register(Shipment)
+class ShipmentAdmin(CanonicalAdmin):
+    list_display = (
+        "reference",
+        "status",
+        "carrier_link",
+        "customer_link",
+        "tracking_number",
+        "planned_pickup_at",
+        "planned_delivery_at",
+        "delivered_at",
+        "pod_received_at",
+        "open_exceptions",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = (
+        "status",
+        "mode",
+        ("carrier", admin.RelatedOnlyFieldListFilter),
+        ("pod_received_at", admin.EmptyFieldListFilter),
+        SourceSystemFilter,
+    )
+    list_select_related = ("carrier", "customer")
+    search_fields = (
+        "reference",
+        "tracking_number",
+        "carrier__scac",
+        "customer__code",
+        "external_refs__external_id",
+    )
+    search_help_text = "Shipment reference, tracking number, SCAC, customer code, or an id in another system."
+    date_hierarchy = "planned_pickup_at"
+    ordering = ("-created_at",)
+    autocomplete_fields = ("carrier", "customer")
+    # Status, delivery, POD and the change counter move only by milestones through the state machine
+    # (canonical.milestones); shipment_save does not take them either.
+    readonly_fields = (
+        *RECORD_FIELDS,
+        "ownership",
+        "related",
+        "status",
+        "delivered_at",
+        "pod_received_at",
+        "sequence",
+    )
+    readonly_after_create = ("reference",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "reference", "status", "carrier", "customer")}),
+        ("Transport", {"fields": ("mode", "tracking_number", "weight_kg")}),
+        ("Plan", {"fields": ("planned_pickup_at", "planned_delivery_at")}),
+        (
+            "Milestones",
+            {
+                "fields": ("delivered_at", "pod_received_at", "sequence"),
+                "description": "Set only by milestones (carrier and system events), never by hand.",
+            },
+        ),
+        ("Cost", {"fields": ("expected_freight_cost", "currency")}),
+        ("Related", {"fields": ("related",)}),
+        RECORD_FIELDSET,
+    )
+    inlines = (
+        StopInline,
+        ShipmentLineInline,
+        ShipmentEventInline,
+        ShipmentExceptionInline,
+        FreightChargeInline,
+        ExternalRefInline,
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).annotate(open_exception_count=_open_exception_count())
+
+    @admin.display(description="Carrier", ordering="carrier__scac")
+    def carrier_link(self, obj: Shipment) -> str:
+        return admin_link(obj.carrier, obj.carrier.scac) if obj.carrier else "-"
+
+    @admin.display(description="Customer", ordering="customer__code")
+    def customer_link(self, obj: Shipment) -> str:
+        return admin_link(obj.customer, obj.customer.code) if obj.customer else "-"
+
+    @admin.display(description="Open exceptions", ordering="open_exception_count")
+    def open_exceptions(self, obj: Shipment) -> str | int:
+        count = obj.open_exception_count  # type: ignore[attr-defined]
+        if not count:
+            return 0
+        return changelist_link(
+            ShipmentException, str(count), shipment__id__exact=obj.pk, status__exact="OPEN"
+        )
+
+    @admin.display(description="Orders, invoices and actions")
+    def related(self, obj: Shipment) -> str:
+        orders = (
+            Order.objects.filter(lines__shipment_lines__shipment=obj).distinct().only("id", "reference")
+        ).order_by("reference")
+        invoices = obj.invoices.only("id", "reference").order_by("reference")
+        exception_add = reverse("admin:canonical_shipmentexception_add")
+        charge_add = reverse("admin:canonical_freightcharge_add")
+        return format_html(
+            'Orders: {}<br>Invoices: {}<br><a href="{}?shipment={}">Open an exception</a>'
+            ' · <a href="{}?shipment={}">Add a freight charge</a>',
+            admin_links(orders),
+            admin_links(invoices),
+            exception_add,
+            obj.pk,
+            charge_add,
+            obj.pk,
+        )
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: Any,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        # Stops and lines are the inlines' rows (saved by save_related): no ``stops=``/``lines=``.
+        return services.shipment_save(instance=obj if change else None, data=data)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(CanonicalAdmin):
+    list_display = (
+        "reference",
+        "kind",
+        "status",
+        "customer_link",
+        "order_link",
+        "shipment_link",
+        "issued_at",
+        "due_date",
+        "hold_reason",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = ("status", "kind", SourceSystemFilter, "currency")
+    list_select_related = ("customer", "order", "shipment")
+    search_fields = (
+        "reference",
+        "customer__code",
+        "customer__name",
+        "order__reference",
+        "shipment__reference",
+        "external_refs__external_id",
+    )
+    search_help_text = "Invoice, order or shipment reference, customer, or an id in another system."
+    date_hierarchy = "issued_at"
+    ordering = ("-created_at",)
+    autocomplete_fields = ("customer", "order", "shipment", "corrects")
+    readonly_fields = (*RECORD_FIELDS, "ownership", "related")
+    readonly_after_create = ("reference",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "reference", "kind", "status", "customer")}),
+        ("Billed for", {"fields": ("order", "shipment", "corrects")}),
+        ("Dates", {"fields": ("issued_at", "due_date")}),
+        ("Billing", {"fields": ("currency", "hold_reason")}),
+        ("Related", {"fields": ("related",)}),
+        RECORD_FIELDSET,
+    )
+    inlines = (InvoiceLineInline, ExternalRefInline)
+
+    @admin.display(description="Customer", ordering="customer__code")
+    def customer_link(self, obj: Invoice) -> str:
+        return admin_link(obj.customer, obj.customer.code)
+
+    @admin.display(description="Order", ordering="order__reference")
+    def order_link(self, obj: Invoice) -> str:
+        return admin_link(obj.order)
+
+    @admin.display(description="Shipment", ordering="shipment__reference")
+    def shipment_link(self, obj: Invoice) -> str:
+        return admin_link(obj.shipment)
+
+    @admin.display(description="Credit and debit notes")
+    def related(self, obj: Invoice) -> str:
+        return admin_links(obj.corrections.only("id", "reference").order_by("reference"))
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: Any,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        return services.invoice_save(instance=obj if change else None, data=data)
+
+
+# --- Exceptions, charges, events, refs -------------------------------------------------------------
+
+
+@admin.register(ShipmentException)
+class ShipmentExceptionAdmin(CanonicalAdmin):
+    list_display = (
+        "kind",
+        "status",
+        "shipment_link",
+        "carrier_link",
+        "opened_at",
+        "resolved_at",
+        "reason_code",
+        "external_ids",
+        "updated_at",
+    )
+    list_filter = (
+        "status",
+        "kind",
+        ("shipment__carrier", admin.RelatedOnlyFieldListFilter),
+        SourceSystemFilter,
+    )
+    list_select_related = ("shipment", "shipment__carrier")
+    search_fields = (
+        "shipment__reference",
+        "reason_code",
+        "description",
+        "external_refs__external_id",
+        "shipment__external_refs__external_id",
+    )
+    search_help_text = "Shipment reference, reason code, description, or an id in another system (CRM case)."
+    date_hierarchy = "opened_at"
+    ordering = ("-opened_at",)
+    autocomplete_fields = ("shipment",)
+    # resolved_at is stamped by shipment_exception_update; source_key is the opening milestone's.
+    readonly_fields = (*RECORD_FIELDS, "ownership", "resolved_at", "source_key")
+    readonly_after_create = ("shipment", "kind")
+    # A new exception is always OPEN (shipment_exception_open); resolving is an edit.
+    add_hidden_fields = ("status", "resolution")
+    fieldsets = (
+        (None, {"fields": ("ownership", "shipment", "kind", "status")}),
+        ("Timing", {"fields": ("opened_at", "resolved_at")}),
+        ("Details", {"fields": ("reason_code", "description", "resolution", "source_key")}),
+        RECORD_FIELDSET,
+    )
+    inlines = (ExternalRefInline,)
+    actions = ("resolve_selected",)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"opened_at": timezone.now(), **super().get_changeform_initial_data(request)}
+
+    @admin.display(description="Shipment", ordering="shipment__reference")
+    def shipment_link(self, obj: ShipmentException) -> str:
+        return admin_link(obj.shipment)
+
+    @admin.display(description="Carrier", ordering="shipment__carrier__scac")
+    def carrier_link(self, obj: ShipmentException) -> str:
+        carrier = obj.shipment.carrier
+        return admin_link(carrier, carrier.scac) if carrier else "-"
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: Any,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        if change:
+            return services.shipment_exception_update(instance=obj, data=data)
+        return services.shipment_exception_open(data=data)
+
+    @admin.action(description="Resolve selected open exceptions", permissions=["change"])
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        resolved = 0
+        for exception in queryset.filter(status=ShipmentException.Status.OPEN):
+            owners = self.owners(exception)
+            if owners:
+                self.message_user(
+                    request,
+                    f"{exception}: owned by {', '.join(owners)}; resolve it there.",
+                    level=messages.WARNING,
+                )
+                continue
+            try:
+                services.shipment_exception_update(
+                    instance=exception, data={"status": ShipmentException.Status.RESOLVED}
+                )
+            except DomainError as exc:
+                self.message_user(request, f"{exception}: {exc.detail}", level=messages.ERROR)
+            else:
+                resolved += 1
+        if resolved:
+            self.message_user(request, f"Resolved {resolved} exception(s).", level=messages.SUCCESS)
+
+
+@admin.register(FreightCharge)
+class FreightChargeAdmin(ServiceModelAdmin):
+    list_display = (
+        "kind",
+        "amount",
+        "currency",
+        "shipment_link",
+        "carrier_link",
+        "source_system",
+        "description",
+        "invoice_link",
+        "created_at",
+    )
+    list_filter = ("kind", "source_system", "currency")
+    list_select_related = ("shipment", "shipment__carrier", "invoice_line__invoice")
+    search_fields = (
+        "shipment__reference",
+        "description",
+        "invoice_line__invoice__reference",
+        "shipment__external_refs__external_id",
+    )
+    search_help_text = "Shipment or invoice reference, description, or the shipment's id in another system."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    autocomplete_fields = ("shipment",)
+    raw_id_fields = ("invoice_line",)
+    # A charge entered here is Crossdock's; one that came from a carrier or system is that system's.
+    readonly_fields = (*RECORD_FIELDS, "ownership", "source_system")
+    readonly_after_create = ("shipment",)
+    fieldsets = (
+        (None, {"fields": ("ownership", "shipment", "kind", "amount", "currency", "description")}),
+        ("Billing", {"fields": ("invoice_line",)}),
+        ("Source", {"fields": ("source_system",)}),
+        RECORD_FIELDSET,
+    )
+
+    def owners(self, obj: models.Model | None) -> list[str]:
+        system = getattr(obj, "source_system", "")
+        return [system] if obj is not None and system not in ("", HUB_SYSTEM) else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return not self.owners(obj) and super().has_delete_permission(request, obj)
+
+    @admin.display(description="Shipment", ordering="shipment__reference")
+    def shipment_link(self, obj: FreightCharge) -> str:
+        return admin_link(obj.shipment)
+
+    @admin.display(description="Carrier", ordering="shipment__carrier__scac")
+    def carrier_link(self, obj: FreightCharge) -> str:
+        carrier = obj.shipment.carrier
+        return admin_link(carrier, carrier.scac) if carrier else "-"
+
+    @admin.display(description="Invoice")
+    def invoice_link(self, obj: FreightCharge) -> str:
+        return admin_link(obj.invoice_line.invoice) if obj.invoice_line else "-"
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: Any,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        if not change:
+            data = {**data, "source_system": HUB_SYSTEM}
+        return super().service_save(request=request, obj=obj, form=form, data=data, change=change)
+
+
+@admin.register(ShipmentEvent)
+class ShipmentEventAdmin(admin.ModelAdmin):
+    """The timeline, searchable across shipments. Entirely read-only: milestones write it."""
+
+    list_display = (
+        "event_type",
+        "shipment_link",
+        "occurred_at",
+        "stop_sequence",
+        "location_code",
+        "reason_code",
+        "source_system",
+        "late",
+        "created_at",
+    )
+    list_filter = ("event_type", "source_system", "late")
+    list_select_related = ("shipment",)
+    search_fields = (
+        "shipment__reference",
+        "source_event_id",
+        "dedupe_key",
+        "shipment__external_refs__external_id",
+    )
+    search_help_text = "Shipment reference, the source's event id, or the shipment's id in another system."
+    date_hierarchy = "occurred_at"
+    ordering = ("-occurred_at",)
+    list_per_page = 50
+    show_full_result_count = False
+    fieldsets = (
+        (
+            None,
+            {"fields": ("shipment", "event_type", "occurred_at", "stop_sequence", "location_code", "late")},
+        ),
+        (
+            "Source",
+            {
+                "fields": (
+                    "source_system",
+                    "source_event_id",
+                    "reason_code",
+                    "dedupe_key",
+                    "source_message_id",
+                )
+            },
+        ),
+        ("Details", {"fields": ("details",)}),
+        RECORD_FIELDSET,
+    )
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    @admin.display(description="Shipment", ordering="shipment__reference")
+    def shipment_link(self, obj: ShipmentEvent) -> str:
+        return admin_link(obj.shipment)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+
+@admin.register(ExternalRef)
+class ExternalRefAdmin(admin.ModelAdmin):
+    """Every id other systems have for canonical records. Read-only: connectors write them."""
+
+    list_display = ("external_id", "system", "entity", "record_link", "created_at")
+    list_filter = ("system", "entity")
+    list_select_related = ("content_type",)
+    search_fields = ("external_id",)
+    search_help_text = "An id in another system (ERP sale, TMS shipment, CRM account...)."
+    date_hierarchy = "created_at"
+    ordering = ("system", "entity", "external_id")
+    list_per_page = 50
+    show_full_result_count = False
+    fields = ("system", "entity", "external_id", "record_link", "content_type", "object_id", *RECORD_FIELDS)
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # One query per content type on the page, not one per row.
+        return super().get_queryset(request).prefetch_related("record")
+
+    @admin.display(description="Record")
+    def record_link(self, obj: ExternalRef) -> str:
+        return admin_link(obj.record)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
+        return False
