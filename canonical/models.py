@@ -405,7 +405,7 @@ class ShipmentLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.shipment_id}:{self.order_line_id}"
+        return f"{self.order_line} x {self.quantity}"
 
 
 class Stop(TimestampedModel):

@@ -277,6 +277,8 @@ STATIC_ROOT = (
     VAR_DIR / "static" if EMBEDDED else Path(env_str("CROSSDOCK_STATIC_ROOT", str(VAR_DIR / "static")))
 )
 LOGIN_URL = "admin:login"
+# Messages live in the server-side session, not a cookie: the admin shows a new API key once as a message.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", False) else None
 )

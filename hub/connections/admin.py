@@ -13,12 +13,11 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.html import format_html
 
 from canonical.admin import RECORD_FIELDS, RECORD_FIELDSET, ServiceModelAdmin, ServiceModelForm, admin_link
 from hub.connections.models import ApiClient
-from hub.connections.services import api_client_create, api_client_rotate_key
+from hub.connections.services import api_client_create, api_client_deactivate, api_client_rotate_key
 
 
 class ApiClientAddForm(ServiceModelForm):
@@ -138,8 +137,5 @@ class ApiClientAdmin(ServiceModelAdmin):
 
     @admin.action(description="Deactivate (the key stops working at once)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # No api_client_deactivate service exists yet; this conditional UPDATE is the whole write.
-        count = ApiClient.objects.filter(pk__in=[client.pk for client in queryset], is_active=True).update(
-            is_active=False, updated_at=timezone.now()
-        )
+        count = api_client_deactivate(client_ids=[client.pk for client in queryset])
         self.message_user(request, f"Deactivated {count} API client(s).", messages.SUCCESS)

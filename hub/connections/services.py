@@ -74,6 +74,13 @@ def api_client_rotate_key(*, client: ApiClient) -> str:
     return key
 
 
+def api_client_deactivate(*, client_ids) -> int:
+    """Deactivate clients (their keys stop working at once). Idempotent; returns how many changed."""
+    return ApiClient.objects.filter(pk__in=list(client_ids), is_active=True).update(
+        is_active=False, updated_at=timezone.now()
+    )
+
+
 def api_client_authenticate(*, key: str) -> ApiClient | None:
     """The active client holding ``key``, or None. Records the time of use (coarsely)."""
     client = (
