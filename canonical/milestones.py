@@ -56,7 +56,9 @@ def shipment_apply_milestone(
 
     ``carrier_id``, when given, restricts the event to that carrier's shipments (a partner carrier may
     post only its own events); another carrier's shipment is reported as unknown, leaking nothing.
-    Raises ``UnknownShipmentError``. Runs in (and requires nothing outside) its own transaction.
+    Raises ``UnknownShipmentError`` before writing anything. Opens a transaction when called outside
+    one; inside one it adds no savepoint of its own (one fewer round trip per event), so a caller that
+    must carry on after a failure wraps the call in its own ``transaction.atomic()``.
     """
     # No savepoint of its own: callers that must survive a failure here wrap it in theirs.
     with transaction.atomic(savepoint=False):
@@ -156,6 +158,11 @@ def _sync_exceptions(shipment: Shipment) -> tuple[list[ShipmentException], list[
     }
     opened: list[ShipmentException] = []
     resolved: list[ShipmentException] = []
+    # A row whose opening event no longer opens an episode: an earlier event of the same kind arrived
+    # late and now heads that episode. The row moves to it (same exception, opened earlier), rather
+    # than a second row being created beside it (which the one-open-per-kind constraint refuses).
+    episode_keys = {episode.opened_key for episode in episodes}
+    stale = [row for key, row in rows.items() if key not in episode_keys]
     # Resolutions first, so a kind that closes and reopens never holds two OPEN rows at once.
     for episode in sorted(episodes, key=lambda e: e.resolved_at is None):
         row = rows.get(episode.opened_key)
@@ -164,6 +171,10 @@ def _sync_exceptions(shipment: Shipment) -> tuple[list[ShipmentException], list[
             if episode.resolved_at is None
             else ShipmentException.Status.RESOLVED
         )
+        if row is None:
+            row = next((r for r in stale if r.kind == episode.kind), None)
+            if row is not None:
+                stale.remove(row)
         if row is None:
             manual = None
             if status == ShipmentException.Status.OPEN:
@@ -178,13 +189,24 @@ def _sync_exceptions(shipment: Shipment) -> tuple[list[ShipmentException], list[
             row.save()
             (opened if status == ShipmentException.Status.OPEN else resolved).append(row)
         elif (
-            row.status != status
+            row.source_key != episode.opened_key
+            or row.status != status
             or row.resolved_at != episode.resolved_at
             or row.opened_at != episode.opened_at
         ):
             was_open = row.status == ShipmentException.Status.OPEN
+            row.source_key, row.reason_code = episode.opened_key, episode.reason_code
             row.status, row.resolved_at, row.opened_at = status, episode.resolved_at, episode.opened_at
-            row.save(update_fields=["status", "resolved_at", "opened_at", "updated_at"])
+            row.save(
+                update_fields=[
+                    "source_key",
+                    "reason_code",
+                    "status",
+                    "resolved_at",
+                    "opened_at",
+                    "updated_at",
+                ]
+            )
             if was_open and status == ShipmentException.Status.RESOLVED:
                 resolved.append(row)
             elif not was_open and status == ShipmentException.Status.OPEN:
