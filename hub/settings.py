@@ -160,7 +160,7 @@ SILENCED_SYSTEM_CHECKS = ["models.W047"] if EMBEDDED else []
 _BROKER_SCHEMES = {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"}
 CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL")
 if CELERY_BROKER_URL is None:
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost//"  # a host keeps kombu from warning on every connect
 _broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
 if _broker_scheme not in _BROKER_SCHEMES:
     raise ImproperlyConfigured(

@@ -27,6 +27,12 @@ def _clear_own_cache_keys() -> None:
         client.delete(*keys)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run end-to-end tests last: their real worker process lives for the rest of the session and
+    would otherwise consume wake-ups meant for service tests that claim work themselves."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters, breaker state and wake-up flags never leak from one test to the next."""
