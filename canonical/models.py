@@ -14,6 +14,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import F, Q
 
+from canonical.contracts.v1 import EventType as ContractEventType
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 QUANTITY = {"max_digits": 14, "decimal_places": 3}
 CURRENCY_RE = r"^[A-Z]{3}$"
@@ -451,29 +453,9 @@ class Stop(TimestampedModel):
         return f"{self.shipment.reference}#{self.sequence} {self.kind}"
 
 
-class EventType(models.TextChoices):
-    """Canonical event types (ARCHITECTURE.md). Code maps turn X12/DCSA/carrier codes into these."""
-
-    ORDER_RELEASED = "ORDER_RELEASED"
-    TENDER_ACCEPTED = "TENDER_ACCEPTED"
-    TENDER_REJECTED = "TENDER_REJECTED"
-    ARRIVED_AT_PICKUP = "ARRIVED_AT_PICKUP"
-    DEPARTED_PICKUP = "DEPARTED_PICKUP"
-    IN_TRANSIT = "IN_TRANSIT"
-    DELAYED = "DELAYED"
-    CUSTOMS_HOLD = "CUSTOMS_HOLD"
-    CUSTOMS_RELEASED = "CUSTOMS_RELEASED"
-    ARRIVED_AT_DELIVERY = "ARRIVED_AT_DELIVERY"
-    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
-    DELIVERED = "DELIVERED"
-    POD_RECEIVED = "POD_RECEIVED"
-    MISSED_PICKUP = "MISSED_PICKUP"
-    DAMAGED = "DAMAGED"
-    REFUSED = "REFUSED"
-    EXCEPTION_RESOLVED = "EXCEPTION_RESOLVED"
-    FREIGHT_ADJUSTMENT = "FREIGHT_ADJUSTMENT"
-    INVOICE_APPROVED = "INVOICE_APPROVED"
-    CANCELLED = "CANCELLED"
+# Canonical event types (ARCHITECTURE.md), defined once in the contract; code maps turn X12, DCSA
+# and carrier codes into these.
+EventType = models.TextChoices("EventType", [(member.value, member.value) for member in ContractEventType])
 
 
 class ShipmentEvent(TimestampedModel):

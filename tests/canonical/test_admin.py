@@ -42,15 +42,6 @@ from canonical.models import (
 )
 from hub.connections.models import ApiClient
 from hub.connections.services import api_client_create
-from tests.factories.admin_extra import (
-    FreightChargeFactory,
-    InvoiceLineFactory,
-    PriceFactory,
-    RateFactory,
-    ShipmentEventFactory,
-    ShipmentLineFactory,
-    external_ref_add,
-)
 from tests.factories.canonical import (
     CarrierFactory,
     CustomerFactory,
@@ -62,6 +53,15 @@ from tests.factories.canonical import (
     ShipmentExceptionFactory,
     ShipmentFactory,
     StopFactory,
+)
+from tests.factories.extra import (
+    FreightChargeFactory,
+    InvoiceLineFactory,
+    PriceFactory,
+    RateFactory,
+    ShipmentEventFactory,
+    ShipmentLineFactory,
+    external_ref_add,
 )
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""More canonical factories: the nested children the API renders, and external references."""
+"""More canonical factories: prices, rates, the nested children the API and admin render, and
+external references."""
 
 from __future__ import annotations
 
@@ -10,11 +11,35 @@ from django.contrib.contenttypes.models import ContentType
 
 from canonical import models
 from tests.factories.canonical import (
+    CarrierFactory,
     InvoiceFactory,
+    LocationFactory,
     OrderLineFactory,
     ProductFactory,
     ShipmentFactory,
 )
+
+
+class PriceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Price
+
+    product = factory.SubFactory(ProductFactory)
+    unit_price = Decimal("9.90")
+    currency = "USD"
+    valid_from = dt.date(2025, 1, 1)
+
+
+class RateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Rate
+
+    carrier = factory.SubFactory(CarrierFactory)
+    origin = factory.SubFactory(LocationFactory)
+    destination = factory.SubFactory(LocationFactory)
+    amount = Decimal("450.00")
+    currency = "USD"
+    valid_from = dt.date(2025, 1, 1)
 
 
 class ShipmentLineFactory(factory.django.DjangoModelFactory):
@@ -33,6 +58,8 @@ class ShipmentEventFactory(factory.django.DjangoModelFactory):
     shipment = factory.SubFactory(ShipmentFactory)
     event_type = models.EventType.IN_TRANSIT
     occurred_at = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC))
+    source_system = "karrio"
+    source_event_id = factory.Sequence(lambda n: f"trk-evt-{n}")
     dedupe_key = factory.Sequence(lambda n: f"evt-{n}")
 
 

@@ -60,33 +60,30 @@ class ConnectorViewSet(viewsets.ViewSet):
         return Response([spec.describe() for spec in registry.all_specs()])
 
 
-class ConnectionViewSet(
+class AdminCrudViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
     mixins.ListModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Create, read, update for admin clients (deactivate rather than delete: history refers to them)."""
+
     permission_classes = [IsAdminClient]
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+
+class ConnectionViewSet(AdminCrudViewSet):
     queryset = Connection.objects.select_related("carrier")
     serializer_class = s.ConnectionSerializer
     filterset_fields = ["slug", "system", "connector", "is_active"]
     lookup_field = "slug"
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
 
-class SubscriptionViewSet(
-    mixins.CreateModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.ListModelMixin,
-    viewsets.GenericViewSet,
-):
-    permission_classes = [IsAdminClient]
+class SubscriptionViewSet(AdminCrudViewSet):
     queryset = Subscription.objects.select_related("connection")
     serializer_class = s.SubscriptionSerializer
     filterset_fields = ["is_active"]
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
 
 class MessageFilterSet(filters.FilterSet):
