@@ -13,6 +13,7 @@ from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from canonical import states
 from canonical.contracts.v1 import EventType, MilestoneEvent, semantic_key
@@ -39,6 +40,9 @@ class MilestoneResult:
     late: bool = False
     opened: list[ShipmentException] = field(default_factory=list)
     resolved: list[ShipmentException] = field(default_factory=list)
+    # The shipment's status, sequence, delivery and POD times right after this event (the shipment
+    # object itself may have moved on when several events for it are applied in one batch).
+    state_after: dict = field(default_factory=dict)
 
     @property
     def status_changed(self) -> bool:
@@ -80,42 +84,147 @@ def shipment_apply_milestone(
             return MilestoneResult(
                 shipment=shipment, event=None, duplicate=True, status_before=shipment.status
             )
-        latest = facts["latest"]
-        implied = states.EVENT_STATUS.get(event.event_type)
-        late = (latest is not None and event.occurred_at < latest) or (
-            implied is not None
-            and implied != states.CANCELLED
-            and shipment.status != states.CANCELLED
-            and states.status_rank(implied) < states.status_rank(shipment.status)
+        record, result = _apply_in_memory(
+            shipment, event, key=key, latest=facts["latest"], source=source, message_id=message_id
         )
-        record = ShipmentEvent.objects.create(
-            shipment=shipment,
-            event_type=event.event_type.value,
-            occurred_at=event.occurred_at,
-            stop_sequence=event.stop_sequence,
-            location_code=event.location.code if event.location else "",
-            reason_code=event.reason_code or "",
-            source_system=source,
-            source_event_id=event.event_id or "",
-            dedupe_key=key,
-            late=late,
-            details=event.details,
-            source_message_id=message_id,
-        )
-
-        result = MilestoneResult(shipment=shipment, event=record, status_before=shipment.status, late=late)
-        shipment.status = states.next_status(shipment.status, event.event_type)
-        if event.event_type == EventType.DELIVERED:
-            shipment.delivered_at = _earliest(shipment.delivered_at, event.occurred_at)
-        elif event.event_type == EventType.POD_RECEIVED:
-            shipment.pod_received_at = _earliest(shipment.pod_received_at, event.occurred_at)
+        record.save(force_insert=True)
         if event.stop_sequence is not None:
             _stop_times(shipment, event)
         if states.affects_exceptions(event.event_type):
             result.opened, result.resolved = _sync_exceptions(shipment)
-        shipment.sequence += 1  # we hold the row lock, so the value read above is current
-        shipment.save(update_fields=["status", "delivered_at", "pod_received_at", "sequence", "updated_at"])
+        shipment.save(update_fields=SHIPMENT_STATE_FIELDS)
     return result
+
+
+SHIPMENT_STATE_FIELDS = ["status", "delivered_at", "pod_received_at", "sequence", "updated_at"]
+
+
+def _apply_in_memory(
+    shipment: Shipment, event: MilestoneEvent, *, key: str, latest, source: str, message_id: UUID | None
+) -> tuple[ShipmentEvent, MilestoneResult]:
+    """The state machine on a locked shipment, in memory: the new timeline row (unsaved) and the
+    shipment's new status, delivery and POD times and sequence (we hold the row lock, so the
+    sequence read is current). Shared by the one-event and the bulk path so both follow one rule."""
+    implied = states.EVENT_STATUS.get(event.event_type)
+    late = (latest is not None and event.occurred_at < latest) or (
+        implied is not None
+        and implied != states.CANCELLED
+        and shipment.status != states.CANCELLED
+        and states.status_rank(implied) < states.status_rank(shipment.status)
+    )
+    record = ShipmentEvent(
+        shipment=shipment,
+        event_type=event.event_type.value,
+        occurred_at=event.occurred_at,
+        stop_sequence=event.stop_sequence,
+        location_code=event.location.code if event.location else "",
+        reason_code=event.reason_code or "",
+        source_system=source,
+        source_event_id=event.event_id or "",
+        dedupe_key=key,
+        late=late,
+        details=event.details,
+        source_message_id=message_id,
+    )
+    result = MilestoneResult(shipment=shipment, event=record, status_before=shipment.status, late=late)
+    shipment.status = states.next_status(shipment.status, event.event_type)
+    if event.event_type == EventType.DELIVERED:
+        shipment.delivered_at = _earliest(shipment.delivered_at, event.occurred_at)
+    elif event.event_type == EventType.POD_RECEIVED:
+        shipment.pod_received_at = _earliest(shipment.pod_received_at, event.occurred_at)
+    shipment.sequence += 1
+    result.state_after = {
+        "status": shipment.status,
+        "sequence": shipment.sequence,
+        "delivered_at": shipment.delivered_at,
+        "pod_received_at": shipment.pod_received_at,
+    }
+    return record, result
+
+
+# --- Many milestones at once ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    event: MilestoneEvent
+    source: str
+    message_id: UUID | None = None
+
+
+def shipments_lock(*, references: set[str]) -> dict[str, Shipment]:
+    """Lock the named shipments (in primary-key order, so concurrent batches cannot deadlock) and
+    return them by reference. Must run inside a transaction; unknown references are absent."""
+    rows = (
+        Shipment.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("carrier", "customer")
+        .filter(reference__in=references)
+        .order_by("pk")
+    )
+    return {shipment.reference: shipment for shipment in rows}
+
+
+def shipments_apply_milestones(
+    *, items: list[BulkItem], shipments: dict[str, Shipment]
+) -> list[MilestoneResult]:
+    """Apply many milestones to shipments locked by ``shipments_lock``, in list order, with a fixed
+    number of queries (not one round of queries per event): the rules and results are those of
+    ``shipment_apply_milestone``, one result per item.
+
+    Only for events that cannot open or resolve an exception (``states.affects_exceptions`` false):
+    the caller sends those through ``shipment_apply_milestone``. Every item's shipment must be in
+    ``shipments``. Must run inside a transaction.
+    """
+    if any(states.affects_exceptions(item.event.event_type) for item in items):
+        raise ValueError("events that open or resolve exceptions take shipment_apply_milestone")
+    targets = [shipments[item.event.shipment.reference] for item in items]
+    keys = [semantic_key(item.event, source=item.source) for item in items]
+    shipment_ids = {shipment.pk for shipment in targets}
+    seen = set(
+        ShipmentEvent.objects.filter(shipment_id__in=shipment_ids, dedupe_key__in=set(keys)).values_list(
+            "shipment_id", "dedupe_key"
+        )
+    )
+    latest = dict(
+        ShipmentEvent.objects.filter(shipment_id__in=shipment_ids)
+        .values("shipment_id")
+        .annotate(latest=Max("occurred_at"))
+        .values_list("shipment_id", "latest")
+    )
+    results: list[MilestoneResult] = []
+    rows: list[ShipmentEvent] = []
+    touched: dict[UUID, Shipment] = {}
+    with_stops: list[tuple[Shipment, MilestoneEvent]] = []
+    for item, shipment, key in zip(items, targets, keys, strict=True):
+        if (shipment.pk, key) in seen:
+            results.append(
+                MilestoneResult(shipment=shipment, event=None, duplicate=True, status_before=shipment.status)
+            )
+            continue
+        seen.add((shipment.pk, key))
+        record, result = _apply_in_memory(
+            shipment,
+            item.event,
+            key=key,
+            latest=latest.get(shipment.pk),
+            source=item.source,
+            message_id=item.message_id,
+        )
+        if latest.get(shipment.pk) is None or item.event.occurred_at > latest[shipment.pk]:
+            latest[shipment.pk] = item.event.occurred_at
+        rows.append(record)
+        results.append(result)
+        touched[shipment.pk] = shipment
+        if item.event.stop_sequence is not None:
+            with_stops.append((shipment, item.event))
+    ShipmentEvent.objects.bulk_create(rows)
+    for shipment, event in with_stops:  # rare: only events that name a stop
+        _stop_times(shipment, event)
+    now = timezone.now()
+    for shipment in touched.values():
+        shipment.updated_at = now  # bulk_update does not apply auto_now
+    Shipment.objects.bulk_update(list(touched.values()), SHIPMENT_STATE_FIELDS)
+    return results
 
 
 def _stop_times(shipment: Shipment, event: MilestoneEvent) -> None:

@@ -37,6 +37,7 @@ from hub.core.correlation import correlation_scope
 from hub.core.wake import claim_helper_slot, wake_clear, wake_on_commit
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record, dead_letter_settle
+from hub.inbox.batch import inbound_batch_process
 from hub.inbox.models import InboundMessage
 from hub.outbox.services import outbox_event_record, subscriptions_active
 
@@ -141,7 +142,8 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
     """Process waiting messages until none are left or the time budget is spent. Returns the count.
 
     The wake flag is cleared before each claim, so a message committed after an empty claim always
-    raises a new wake-up (see hub.core.wake). Returns True in ``more`` when it stopped on budget.
+    raises a new wake-up (see hub.core.wake). Each batch takes the fast path where it can
+    (``hub.inbox.batch``) and the rest one message at a time.
     """
     started = time.monotonic()
     done = 0
@@ -153,14 +155,14 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
         if len(ids) == BATCH_SIZE and claim_helper_slot(INBOX_WAKE):
             _send_wake()  # a full batch: recruit another worker for the rest
         subscriptions = subscriptions_active()
-        for message_id in ids:
+        for message_id in inbound_batch_process(ids=ids, subscriptions=subscriptions):
             try:
                 inbound_message_process(message_id=message_id, subscriptions=subscriptions)
             except Exception as exc:
                 # A bug or an outage while processing: never leave the message to loop forever.
                 logger.exception("processing inbound message %s failed", message_id)
                 inbound_message_fail(message_id=message_id, exc=exc)
-            done += 1
+        done += len(ids)
     _send_wake()  # out of budget with work possibly left: hand over to a fresh task
     return done
 

@@ -70,34 +70,51 @@ def subscriptions_active() -> list[SubscriptionView]:
     ]
 
 
-def shipment_state(shipment: Shipment) -> dict[str, Any]:
-    """The shipment's current state as carried on every outbound update."""
-    open_exceptions = list(
-        ShipmentException.objects.filter(shipment=shipment, status=ShipmentException.Status.OPEN)
+def _open_exception_kinds(shipment_ids) -> dict[UUID, list[str]]:
+    kinds: dict[UUID, list[str]] = {}
+    rows = (
+        ShipmentException.objects.filter(shipment_id__in=shipment_ids, status=ShipmentException.Status.OPEN)
         .order_by("kind")
-        .values_list("kind", flat=True)
+        .values_list("shipment_id", "kind")
     )
-    return {
-        "reference": shipment.reference,
+    for shipment_id, kind in rows:
+        kinds.setdefault(shipment_id, []).append(kind)
+    return kinds
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def shipment_state(
+    shipment: Shipment, *, after: dict | None = None, open_exceptions: list[str] | None = None
+) -> dict[str, Any]:
+    """The shipment's current state as carried on every outbound update (``after``: the state right
+    after one event of a batch; ``open_exceptions``: when the caller already knows them)."""
+    state = after or {
         "status": shipment.status,
         "sequence": shipment.sequence,
+        "delivered_at": shipment.delivered_at,
+        "pod_received_at": shipment.pod_received_at,
+    }
+    if open_exceptions is None:
+        open_exceptions = _open_exception_kinds([shipment.pk]).get(shipment.pk, [])
+    return {
+        "reference": shipment.reference,
+        "status": state["status"],
+        "sequence": state["sequence"],
         "carrier": shipment.carrier.scac if shipment.carrier_id else None,
         "customer": shipment.customer.code if shipment.customer_id else None,
-        "delivered_at": shipment.delivered_at.isoformat() if shipment.delivered_at else None,
-        "pod_received_at": shipment.pod_received_at.isoformat() if shipment.pod_received_at else None,
+        "delivered_at": _iso(state["delivered_at"]),
+        "pod_received_at": _iso(state["pod_received_at"]),
         "open_exceptions": open_exceptions,
     }
 
 
-def outbox_event_record(
-    *, result: MilestoneResult, message=None, subscriptions: list[SubscriptionView]
-) -> OutboxEvent:
-    """Write the outbox event for an applied milestone and one delivery per interested subscription.
-
-    Must run inside the transaction that applied the milestone.
-    """
+def _outbox_row(result: MilestoneResult, message, open_exceptions: list[str] | None) -> OutboxEvent:
     shipment, event = result.shipment, result.event
     assert event is not None
+    state = shipment_state(shipment, after=result.state_after or None, open_exceptions=open_exceptions)
     data = {
         "event": {
             "event_type": event.event_type,
@@ -110,35 +127,69 @@ def outbox_event_record(
             "source_event_id": event.source_event_id or None,
             "details": event.details,
         },
-        "shipment": shipment_state(shipment),
+        "shipment": state,
     }
-    outbox = OutboxEvent.objects.create(
+    return OutboxEvent(
         event_type=event.event_type,
         shipment=shipment,
         subject=shipment.reference,
-        shipment_sequence=shipment.sequence,
+        shipment_sequence=state["sequence"],
         occurred_at=event.occurred_at,
         data=data,
         message=message,
         correlation_id=message.correlation_id if message is not None else "",
     )
-    planned = delivery_plan(event.event_type, subscriptions)
-    if planned:
-        now = timezone.now()
-        Delivery.objects.bulk_create(
-            [
-                Delivery(
-                    event=outbox,
-                    subscription_id=sub.id,
-                    next_attempt_at=now,
-                    ordering_key=str(shipment.pk),
-                    ordering_seq=shipment.sequence,
-                )
-                for sub in planned
-            ]
+
+
+def _deliveries_for(outbox: OutboxEvent, subscriptions: list[SubscriptionView], now) -> list[Delivery]:
+    return [
+        Delivery(
+            event=outbox,
+            subscription_id=sub.id,
+            next_attempt_at=now,
+            ordering_key=str(outbox.shipment_id),
+            ordering_seq=outbox.shipment_sequence,
         )
+        for sub in delivery_plan(outbox.event_type, subscriptions)
+    ]
+
+
+def outbox_event_record(
+    *, result: MilestoneResult, message=None, subscriptions: list[SubscriptionView]
+) -> OutboxEvent:
+    """Write the outbox event for an applied milestone and one delivery per interested subscription.
+
+    Must run inside the transaction that applied the milestone.
+    """
+    outbox = _outbox_row(result, message, None)
+    outbox.save(force_insert=True)
+    deliveries = _deliveries_for(outbox, subscriptions, timezone.now())
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
         wake_on_commit(OUTBOX_WAKE, _send_wake)
     return outbox
+
+
+def outbox_events_record_bulk(
+    *, results: list[tuple[MilestoneResult, Any]], subscriptions: list[SubscriptionView]
+) -> list[OutboxEvent]:
+    """``outbox_event_record`` for many applied milestones (each with its message) in three queries.
+
+    For events that do not change exceptions: the open exceptions are read once per shipment.
+    """
+    if not results:
+        return []
+    open_kinds = _open_exception_kinds({result.shipment.pk for result, _ in results})
+    rows = [
+        _outbox_row(result, message, open_kinds.get(result.shipment.pk, [])) for result, message in results
+    ]
+    OutboxEvent.objects.bulk_create(rows)
+    now = timezone.now()
+    deliveries = [delivery for row in rows for delivery in _deliveries_for(row, subscriptions, now)]
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+        wake_on_commit(OUTBOX_WAKE, _send_wake)
+    return rows
 
 
 def envelope(event: OutboxEvent) -> dict[str, Any]:
