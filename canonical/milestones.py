@@ -152,6 +152,18 @@ class BulkItem:
     message_id: UUID | None = None
 
 
+def shipments_with_openers(*, shipment_ids: set) -> set:
+    """The shipments among ``shipment_ids`` whose timeline holds an exception-opening event."""
+    if not shipment_ids:
+        return set()
+    openers = [event_type.value for event_type in states.EXCEPTION_OPENERS]
+    return set(
+        ShipmentEvent.objects.filter(shipment_id__in=shipment_ids, event_type__in=openers)
+        .values_list("shipment_id", flat=True)
+        .distinct()
+    )
+
+
 def shipments_lock(*, references: set[str]) -> dict[str, Shipment]:
     """Lock the named shipments (in primary-key order, so concurrent batches cannot deadlock) and
     return them by reference. Must run inside a transaction; unknown references are absent."""
@@ -171,13 +183,20 @@ def shipments_apply_milestones(
     number of queries (not one round of queries per event): the rules and results are those of
     ``shipment_apply_milestone``, one result per item.
 
-    Only for events that cannot open or resolve an exception (``states.affects_exceptions`` false):
-    the caller sends those through ``shipment_apply_milestone``. Every item's shipment must be in
-    ``shipments``. Must run inside a transaction.
+    Only for events that cannot change an exception: no openers or EXCEPTION_RESOLVED, and closers
+    only for shipments whose timeline has no opener (``shipments_with_openers``); the caller sends
+    the others through ``shipment_apply_milestone``. Every item's shipment must be in ``shipments``.
+    Must run inside a transaction.
     """
-    if any(states.affects_exceptions(item.event.event_type) for item in items):
-        raise ValueError("events that open or resolve exceptions take shipment_apply_milestone")
     targets = [shipments[item.event.shipment.reference] for item in items]
+    if any(states.may_open_or_resolve(item.event.event_type) for item in items) or (
+        shipments_with_openers(
+            shipment_ids={
+                s.pk for s, i in zip(targets, items, strict=True) if states.is_closer(i.event.event_type)
+            }
+        )
+    ):
+        raise ValueError("events that can open or resolve an exception take shipment_apply_milestone")
     keys = [semantic_key(item.event, source=item.source) for item in items]
     shipment_ids = {shipment.pk for shipment in targets}
     seen = set(

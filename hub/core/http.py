@@ -65,6 +65,8 @@ def _session() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = requests.Session()
+        # Proxies and .netrc from the environment would silently reroute webhooks: we call directly.
+        session.trust_env = False
         _local.session = session
     return session
 

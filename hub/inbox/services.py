@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -155,14 +156,23 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
         if len(ids) == BATCH_SIZE and claim_helper_slot(INBOX_WAKE):
             _send_wake()  # a full batch: recruit another worker for the rest
         subscriptions = subscriptions_active()
-        for message_id in inbound_batch_process(ids=ids, subscriptions=subscriptions):
+        careful = inbound_batch_process(ids=ids, subscriptions=subscriptions)
+        done += len(ids) - len(careful)
+        for position, message_id in enumerate(careful):
+            if time.monotonic() - started >= budget_s:
+                # Out of time: hand the rest back now rather than letting them wait out their lease.
+                inbound_claims_release(ids=careful[position:])
+                break
             try:
                 inbound_message_process(message_id=message_id, subscriptions=subscriptions)
+            except SoftTimeLimitExceeded:
+                inbound_claims_release(ids=careful[position:])  # the task's limit, not the message's fault
+                raise
             except Exception as exc:
                 # A bug or an outage while processing: never leave the message to loop forever.
                 logger.exception("processing inbound message %s failed", message_id)
                 inbound_message_fail(message_id=message_id, exc=exc)
-        done += len(ids)
+            done += 1
     _send_wake()  # out of budget with work possibly left: hand over to a fresh task
     return done
 
@@ -346,6 +356,16 @@ def _process_document(
     if reprocessing:
         dead_letter_settle(message=message, item_index=item_index)
     return outcome
+
+
+def inbound_claims_release(*, ids: list[UUID]) -> int:
+    """Give claimed, untouched messages back to the queue (another drain picks them up at once)."""
+    released = InboundMessage.objects.filter(id__in=ids, status=InboundMessage.Status.PROCESSING).update(
+        status=InboundMessage.Status.RECEIVED, claimed_until=None
+    )
+    if released:
+        transaction.on_commit(_send_wake)
+    return released
 
 
 def inbound_message_fail(*, message_id: UUID, exc: Exception) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connection as db_connection
 from django.db import connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from canonical.models import ShipmentEvent
+from canonical.models import Shipment, ShipmentEvent
 from celery_app import app
 from hub.connections.models import Connection
 from hub.connections.services import connection_save
@@ -554,3 +556,102 @@ def test_expired_lease_returns_an_abandoned_message_to_received():
     assert InboundMessage.objects.get(pk=working).status == "processing"
     assert inbox.inbound_waiting_exists() is True
     assert inbox.inbound_batch_claim() == [abandoned]
+
+
+# --- The batch fast path ---------------------------------------------------------------------------
+
+
+def _claimed(connection: Connection, docs: list) -> list:
+    ids = [receive(connection, body_of(doc)).message.pk for doc in docs]
+    InboundMessage.objects.filter(pk__in=ids).update(status=InboundMessage.Status.PROCESSING)
+    return ids
+
+
+@pytest.mark.django_db
+def test_fast_path_applies_a_batch_with_the_same_number_of_queries_whatever_its_size():
+    connection = canonical_connection()
+    counts = []
+    for size in (4, 24):
+        shipments = ShipmentFactory.create_batch(size)
+        docs = [event_doc(s.reference, "DEPARTED_PICKUP", event_id=f"{s.reference}-dep") for s in shipments]
+        ids = _claimed(connection, docs)
+        with CaptureQueriesContext(db_connection) as captured:
+            careful = inbox.inbound_batch_process(ids=ids, subscriptions=[])
+        counts.append(len(captured))
+        assert careful == []
+        assert (
+            InboundMessage.objects.filter(pk__in=ids, status=InboundMessage.Status.PROCESSED).count() == size
+        )
+        assert ShipmentEvent.objects.filter(shipment__in=shipments).count() == size
+        statuses = set(
+            Shipment.objects.filter(pk__in=[s.pk for s in shipments]).values_list("status", flat=True)
+        )
+        assert statuses == {"PICKED_UP"}
+    assert counts[0] == counts[1], counts
+
+
+@pytest.mark.django_db
+def test_fast_path_leaves_exception_events_and_their_shipments_to_the_careful_path():
+    connection = canonical_connection()
+    plain, delayed = ShipmentFactory(), ShipmentFactory()
+    ids = _claimed(
+        connection,
+        [
+            event_doc(plain.reference, "IN_TRANSIT", event_id="p1"),
+            event_doc(delayed.reference, "DELAYED", event_id="d1"),
+            event_doc(delayed.reference, "IN_TRANSIT", event_id="d2"),
+        ],
+    )
+    careful = inbox.inbound_batch_process(ids=ids, subscriptions=[])
+    assert set(careful) == set(ids[1:])  # the delay and the other event of its shipment
+    assert InboundMessage.objects.get(pk=ids[0]).status == InboundMessage.Status.PROCESSED
+
+
+@pytest.mark.django_db
+def test_fast_path_applies_a_repeat_inside_the_batch_once():
+    connection = canonical_connection()
+    shipment = ShipmentFactory()
+    ids = _claimed(
+        connection,
+        [
+            [event_doc(shipment.reference, "IN_TRANSIT", event_id="same")],
+            [
+                event_doc(shipment.reference, "IN_TRANSIT", event_id="same"),
+                event_doc(shipment.reference, "ARRIVED_AT_DELIVERY", event_id="arr"),
+            ],
+        ],
+    )
+    assert inbox.inbound_batch_process(ids=ids, subscriptions=[]) == []
+    assert ShipmentEvent.objects.filter(shipment=shipment).count() == 2
+    second = InboundMessage.objects.get(pk=ids[1])
+    assert (second.events_applied, second.events_duplicate) == (1, 1)
+    shipment.refresh_from_db()
+    assert (shipment.status, shipment.sequence) == ("AT_DELIVERY", 2)
+
+
+@pytest.mark.django_db
+def test_released_claims_go_back_to_the_queue():
+    connection = canonical_connection()
+    ids = _claimed(connection, [event_doc("SHP-X", event_id=f"r{i}") for i in range(3)])
+    assert inbox.inbound_claims_release(ids=ids) == 3
+    assert set(InboundMessage.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"received"}
+
+
+@pytest.mark.django_db
+def test_a_closer_for_a_shipment_with_an_exception_history_goes_the_careful_way_and_resolves_it():
+    connection = canonical_connection()
+    shipment = ShipmentFactory()
+    first = _claimed(
+        connection, [event_doc(shipment.reference, "DELAYED", "2026-11-20T10:00:00Z", event_id="d")]
+    )
+    for message_id in inbox.inbound_batch_process(ids=first, subscriptions=[]):
+        inbox.inbound_message_process(message_id=message_id, subscriptions=[])
+    assert shipment.exceptions.get().status == "OPEN"
+
+    second = _claimed(
+        connection, [event_doc(shipment.reference, "DELIVERED", "2026-11-20T12:00:00Z", event_id="x")]
+    )
+    careful = inbox.inbound_batch_process(ids=second, subscriptions=[])
+    assert careful == second
+    inbox.inbound_message_process(message_id=second[0], subscriptions=[])
+    assert shipment.exceptions.get().status == "RESOLVED"
