@@ -219,7 +219,7 @@ if CROSSDOCK_REDIS_URL is not None:
         raise ImproperlyConfigured("CROSSDOCK_REDIS_URL must be a redis:// or rediss:// URL")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "hub.core.cache.ReusingRedisCache",
             "LOCATION": CROSSDOCK_REDIS_URL,
             "KEY_PREFIX": env_str("CROSSDOCK_CACHE_PREFIX", "crossdock"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +23,12 @@ from hub.core.http import UrlPolicyError, url_policy_check
 KEY_PREFIX = "cdk_"
 # Updating last_used_at on every request would make every read a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+AUTH_CACHE_S = 5.0  # seconds a web process trusts a key it has looked up
+AUTH_CACHE_MAX = 10_000  # keys remembered per process before the memo is emptied
+CONNECTION_CACHE_S = 5.0  # seconds a web process trusts a connection it has looked up by slug
+
+_auth_cache: dict[str, tuple[float, ApiClient]] = {}
+_connection_cache: dict[str, tuple[float, Connection]] = {}
 
 
 def _digest(key: str) -> str:
@@ -68,28 +75,44 @@ def api_client_create(*, name: str, admin: bool = False, partner_code: str | Non
 
 
 def api_client_rotate_key(*, client: ApiClient) -> str:
-    """Replace the client's key; the old one stops working at once. Returns the new key."""
+    """Replace the client's key; the old one stops working (within AUTH_CACHE_S). Returns the new key."""
+    _auth_cache.clear()
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     ApiClient.objects.filter(pk=client.pk).update(key_prefix=key[:10], key_digest=_digest(key))
     return key
 
 
 def api_client_deactivate(*, client_ids) -> int:
-    """Deactivate clients (their keys stop working at once). Idempotent; returns how many changed."""
+    """Deactivate clients (their keys stop working within AUTH_CACHE_S). Idempotent; returns how many."""
+    _auth_cache.clear()
     return ApiClient.objects.filter(pk__in=list(client_ids), is_active=True).update(
         is_active=False, updated_at=timezone.now()
     )
 
 
 def api_client_authenticate(*, key: str) -> ApiClient | None:
-    """The active client holding ``key``, or None. Records the time of use (coarsely)."""
-    client = (
-        ApiClient.objects.select_related("carrier", "customer")
-        .filter(key_digest=_digest(key), is_active=True)
-        .first()
-    )
-    if client is None:
-        return None
+    """The active client holding ``key``, or None. Records the time of use (coarsely).
+
+    Each web process remembers a successful lookup for AUTH_CACHE_S seconds, so a key revoked in
+    another process stops working within that time (at once in the process that revoked it).
+    """
+    digest = _digest(key)
+    now_m = time.monotonic()
+    hit = _auth_cache.get(digest)
+    if hit is not None and hit[0] > now_m:
+        client = hit[1]
+    else:
+        client = (
+            ApiClient.objects.select_related("carrier", "customer")
+            .filter(key_digest=digest, is_active=True)
+            .first()
+        )
+        if client is None:
+            _auth_cache.pop(digest, None)
+            return None
+        if len(_auth_cache) > AUTH_CACHE_MAX:
+            _auth_cache.clear()
+        _auth_cache[digest] = (now_m + AUTH_CACHE_S, client)
     now = timezone.now()
     if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
         ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
@@ -151,6 +174,23 @@ def connection_save(
             connection.save()
     except IntegrityError:
         raise ConflictError(f"a connection with slug {connection.slug!r} already exists") from None
+    _connection_cache.clear()
+    return connection
+
+
+def connection_active_get(*, slug: str) -> Connection | None:
+    """The active connection with this slug (remembered CONNECTION_CACHE_S seconds per process)."""
+    now_m = time.monotonic()
+    hit = _connection_cache.get(slug)
+    if hit is not None and hit[0] > now_m:
+        return hit[1]
+    connection = Connection.objects.filter(slug=slug, is_active=True).first()
+    if connection is None:
+        _connection_cache.pop(slug, None)
+        return None
+    if len(_connection_cache) > AUTH_CACHE_MAX:
+        _connection_cache.clear()
+    _connection_cache[slug] = (now_m + CONNECTION_CACHE_S, connection)
     return connection
 
 

@@ -21,7 +21,7 @@ from hub.api.v1.scoping import principal_for
 from hub.api.v1.serializers import pipeline as s
 from hub.api.v1.throttling import InboundRateThrottle
 from hub.connections.models import Connection, Subscription
-from hub.connections.services import connection_config, connection_secret
+from hub.connections.services import connection_active_get, connection_config, connection_secret
 from hub.deadletters import replay
 from hub.deadletters.models import DeadLetter, ReplayJob
 from hub.inbox.models import InboundMessage
@@ -216,7 +216,7 @@ class InboundView(APIView):
             raise exceptions.NotAuthenticated(
                 "send an API key (Authorization: Token <key>) or a signed request"
             )
-        connection = Connection.objects.filter(slug=slug, is_active=True).first()
+        connection = connection_active_get(slug=slug)
         if connection is None:
             raise exceptions.NotFound(f"no active connection {slug!r}")
         limit = settings.CROSSDOCK_INBOUND_MAX_BYTES

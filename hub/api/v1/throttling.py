@@ -15,8 +15,22 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from hub.api.v1.scoping import principal_for
+from hub.core.cache import redis_client
 
 logger = logging.getLogger(__name__)
+
+
+def _count(key: str, ttl_s: int) -> int:
+    """Increment a window counter; one round trip on Redis (INCR + EXPIRE NX in a pipeline)."""
+    client = redis_client(cache)
+    if client is None:
+        cache.add(key, 0, timeout=ttl_s)
+        return cache.incr(key)
+    full_key = cache.make_key(key)
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(full_key)
+    pipe.expire(full_key, ttl_s, nx=True)
+    return int(pipe.execute()[0])
 
 
 class ApiClientRateThrottle(BaseThrottle):
@@ -42,8 +56,7 @@ class ApiClientRateThrottle(BaseThrottle):
         bucket = int(now // window)
         key = f"throttle:{self.scope}:{ident}:{bucket}"
         try:
-            cache.add(key, 0, timeout=window + 1)
-            count = cache.incr(key)
+            count = _count(key, window + 1)
         except Exception as exc:
             logger.warning("rate limit not enforced, cache unavailable: %s", exc)
             return True

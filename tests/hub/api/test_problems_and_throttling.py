@@ -13,7 +13,7 @@ from hub.api.v1.throttling import ApiClientRateThrottle
 pytestmark = pytest.mark.django_db
 
 PROBLEM = "application/problem+json"
-REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+REDIS_CACHE = "hub.core.cache.ReusingRedisCache"  # Django's RedisCache, reusing client objects
 
 
 def test_malformed_json_is_400_malformed_request_problem(admin_caller):
@@ -44,7 +44,11 @@ def test_unknown_record_id_is_404_problem(admin_caller):
 
 
 def test_cache_backend_is_redis_in_the_test_settings():
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
     assert settings.CACHES["default"]["BACKEND"] == REDIS_CACHE
+    assert isinstance(caches["default"], RedisCache)
     assert settings.CACHES["default"]["LOCATION"].startswith(("redis://", "rediss://"))
 
 
