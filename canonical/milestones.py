@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from canonical import states
 from canonical.contracts.v1 import EventType, MilestoneEvent, semantic_key
+from canonical.dbutil import bulk_update_rows
 from canonical.errors import NotFoundError
 from canonical.models import Shipment, ShipmentEvent, ShipmentException, Stop
 
@@ -242,7 +243,7 @@ def shipments_apply_milestones(
     now = timezone.now()
     for shipment in touched.values():
         shipment.updated_at = now  # bulk_update does not apply auto_now
-    Shipment.objects.bulk_update(list(touched.values()), SHIPMENT_STATE_FIELDS)
+    bulk_update_rows(Shipment, list(touched.values()), SHIPMENT_STATE_FIELDS)
     return results
 
 

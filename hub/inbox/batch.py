@@ -28,6 +28,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from canonical import states
 from canonical.contracts.v1 import MilestoneEvent
+from canonical.dbutil import bulk_update_rows
 from canonical.milestones import BulkItem, shipments_apply_milestones, shipments_lock, shipments_with_openers
 from connectors import registry
 from connectors.base import InboundRequest
@@ -182,7 +183,8 @@ def _apply_fast(plans: list[_Plan], shipments: dict, subscriptions: list) -> Non
                 "detail": f"{applied} applied, {duplicate} duplicate, 0 dead-lettered",
             }
         )
-    InboundMessage.objects.bulk_update(
+    bulk_update_rows(
+        InboundMessage,
         [plan.message for plan in plans],
         [
             "events_applied",

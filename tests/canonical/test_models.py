@@ -324,3 +324,23 @@ def test_resolving_an_exception_stamps_resolved_at_and_reopening_clears_it():
     services.shipment_exception_update(instance=exception, data={"status": "OPEN"})
     exception.refresh_from_db()
     assert (exception.status, exception.resolved_at) == ("OPEN", None)
+
+
+@pytest.mark.django_db
+def test_bulk_update_rows_writes_each_objects_own_values_including_nulls_and_json():
+    from canonical.dbutil import bulk_update_rows
+    from canonical.models import Shipment
+    from tests.factories.canonical import ShipmentFactory
+
+    first, second = ShipmentFactory(), ShipmentFactory(sequence=4)
+    first.status, first.sequence, first.delivered_at = "IN_TRANSIT", 7, None
+    second.status, second.sequence, second.delivered_at = "DELIVERED", 9, timezone.now()
+    assert bulk_update_rows(Shipment, [first, second], ["status", "sequence", "delivered_at"]) == 2
+    rows = {s.pk: s for s in Shipment.objects.filter(pk__in=[first.pk, second.pk])}
+    assert (rows[first.pk].status, rows[first.pk].sequence, rows[first.pk].delivered_at) == (
+        "IN_TRANSIT",
+        7,
+        None,
+    )
+    assert (rows[second.pk].status, rows[second.pk].sequence) == ("DELIVERED", 9)
+    assert rows[second.pk].delivered_at == second.delivered_at
