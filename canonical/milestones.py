@@ -153,18 +153,6 @@ class BulkItem:
     message_id: UUID | None = None
 
 
-def shipments_with_openers(*, shipment_ids: set) -> set:
-    """The shipments among ``shipment_ids`` whose timeline holds an exception-opening event."""
-    if not shipment_ids:
-        return set()
-    openers = [event_type.value for event_type in states.EXCEPTION_OPENERS]
-    return set(
-        ShipmentEvent.objects.filter(shipment_id__in=shipment_ids, event_type__in=openers)
-        .values_list("shipment_id", flat=True)
-        .distinct()
-    )
-
-
 def shipments_lock(*, references: set[str]) -> dict[str, Shipment]:
     """Lock the named shipments (in primary-key order, so concurrent batches cannot deadlock) and
     return them by reference. Must run inside a transaction; unknown references are absent."""
@@ -184,20 +172,12 @@ def shipments_apply_milestones(
     number of queries (not one round of queries per event): the rules and results are those of
     ``shipment_apply_milestone``, one result per item.
 
-    Only for events that cannot change an exception: no openers or EXCEPTION_RESOLVED, and closers
-    only for shipments whose timeline has no opener (``shipments_with_openers``); the caller sends
-    the others through ``shipment_apply_milestone``. Every item's shipment must be in ``shipments``.
-    Must run inside a transaction.
+    Exceptions follow the same rule too: for each shipment an event in the batch can affect, its
+    timeline is read once, the open exceptions after every event are worked out in memory (carried in
+    ``state_after["open_exceptions"]``), and the exception rows are synced once per shipment at the
+    end. Every item's shipment must be in ``shipments``. Must run inside a transaction.
     """
     targets = [shipments[item.event.shipment.reference] for item in items]
-    if any(states.may_open_or_resolve(item.event.event_type) for item in items) or (
-        shipments_with_openers(
-            shipment_ids={
-                s.pk for s, i in zip(targets, items, strict=True) if states.is_closer(i.event.event_type)
-            }
-        )
-    ):
-        raise ValueError("events that can open or resolve an exception take shipment_apply_milestone")
     keys = [semantic_key(item.event, source=item.source) for item in items]
     shipment_ids = {shipment.pk for shipment in targets}
     seen = set(
@@ -211,6 +191,12 @@ def shipments_apply_milestones(
         .annotate(latest=Max("occurred_at"))
         .values_list("shipment_id", "latest")
     )
+    affecting = {
+        shipment.pk
+        for shipment, item in zip(targets, items, strict=True)
+        if states.affects_exceptions(item.event.event_type)
+    }
+    timelines, manual_open = _exception_context(affecting)
     results: list[MilestoneResult] = []
     rows: list[ShipmentEvent] = []
     touched: dict[UUID, Shipment] = {}
@@ -232,6 +218,12 @@ def shipments_apply_milestones(
         )
         if latest.get(shipment.pk) is None or item.event.occurred_at > latest[shipment.pk]:
             latest[shipment.pk] = item.event.occurred_at
+        if shipment.pk in affecting:
+            timelines[shipment.pk].append(_entry(record))
+            episodes = states.exception_episodes(timelines[shipment.pk])
+            opened_kinds = {episode.kind for episode in episodes if episode.resolved_at is None}
+            manual_open[shipment.pk] -= opened_kinds  # an event-opened exception adopts a manual one
+            result.state_after["open_exceptions"] = sorted(opened_kinds | manual_open[shipment.pk])
         rows.append(record)
         results.append(result)
         touched[shipment.pk] = shipment
@@ -240,6 +232,10 @@ def shipments_apply_milestones(
     ShipmentEvent.objects.bulk_create(rows)
     for shipment, event in with_stops:  # rare: only events that name a stop
         _stop_times(shipment, event)
+    for shipment in touched.values():
+        # No episode in the whole timeline means no event-made exception row to sync either.
+        if shipment.pk in affecting and states.exception_episodes(timelines[shipment.pk]):
+            _sync_exceptions(shipment)
     now = timezone.now()
     for shipment in touched.values():
         shipment.updated_at = now  # bulk_update does not apply auto_now
@@ -260,6 +256,36 @@ def _stop_times(shipment: Shipment, event: MilestoneEvent) -> None:
     if stop.actual_arrival and stop.actual_departure and stop.actual_departure < stop.actual_arrival:
         stop.actual_departure = stop.actual_arrival  # keep the check constraint: departure after arrival
     stop.save(update_fields=["actual_arrival", "actual_departure", "updated_at"])
+
+
+def _entry(record: ShipmentEvent) -> states.TimelineEntry:
+    return states.TimelineEntry(
+        event_type=EventType(record.event_type),
+        occurred_at=record.occurred_at,
+        dedupe_key=record.dedupe_key,
+        reason_code=record.reason_code,
+        resolves=(record.details or {}).get("exception")
+        if record.event_type == EventType.EXCEPTION_RESOLVED
+        else None,
+    )
+
+
+def _exception_context(shipment_ids: set) -> tuple[dict, dict]:
+    """For the shipments whose exceptions a batch may change: their timelines so far, and the kinds
+    of their open exceptions opened by hand (not by an event). Two queries."""
+    timelines: dict = {pk: [] for pk in shipment_ids}
+    manual_open: dict = {pk: set() for pk in shipment_ids}
+    if not shipment_ids:
+        return timelines, manual_open
+    for record in ShipmentEvent.objects.filter(shipment_id__in=shipment_ids).only(
+        "shipment_id", "event_type", "occurred_at", "dedupe_key", "reason_code", "details"
+    ):
+        timelines[record.shipment_id].append(_entry(record))
+    for shipment_id, kind in ShipmentException.objects.filter(
+        shipment_id__in=shipment_ids, status=ShipmentException.Status.OPEN, source_key=""
+    ).values_list("shipment_id", "kind"):
+        manual_open[shipment_id].add(kind)
+    return timelines, manual_open
 
 
 def _timeline(shipment: Shipment) -> list[states.TimelineEntry]:

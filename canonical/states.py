@@ -138,13 +138,3 @@ def affects_exceptions(event_type: EventType) -> bool:
         or event_type in EXCEPTION_CLOSERS
         or event_type == EventType.EXCEPTION_RESOLVED
     )
-
-
-def may_open_or_resolve(event_type: EventType) -> bool:
-    """Whether ``event_type`` can change exceptions on any shipment. A closer alone (DELIVERED,
-    DEPARTED_PICKUP, CUSTOMS_RELEASED) cannot when the shipment's timeline has no opener."""
-    return event_type in EXCEPTION_OPENERS or event_type == EventType.EXCEPTION_RESOLVED
-
-
-def is_closer(event_type: EventType) -> bool:
-    return event_type in EXCEPTION_CLOSERS

@@ -8,9 +8,8 @@ write the outbox and deliveries and update the messages in bulk, all in one tran
 
 Anything unusual goes the careful way, one message at a time through
 ``inbound_message_process`` (same transaction semantics, per-document savepoints, dead letters):
-a message that fails to parse, map or validate, names an unknown shipment, is being reprocessed,
-carries an event that opens or resolves an exception, or names a shipment with an exception history
-(where DELIVERED or DEPARTED_PICKUP may resolve one), and every message touching a shipment that
+a message that fails to parse, map or validate, names an unknown shipment (or another carrier's), or
+is being reprocessed, and every message touching a shipment that
 such a message touches (so the two paths never interleave on one shipment). If the fast path fails
 unexpectedly, its whole transaction rolls back and those messages go the careful way too.
 """
@@ -26,10 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from canonical import states
 from canonical.contracts.v1 import MilestoneEvent
 from canonical.dbutil import bulk_update_rows
-from canonical.milestones import BulkItem, shipments_apply_milestones, shipments_lock, shipments_with_openers
+from canonical.milestones import BulkItem, shipments_apply_milestones, shipments_lock
 from connectors import registry
 from connectors.base import InboundRequest
 from connectors.errors import ConnectorError
@@ -72,17 +70,13 @@ def _plan(message: InboundMessage) -> _Plan:
     except (ConnectorError, PydanticValidationError, ValueError, TypeError):
         plan.careful = True  # the careful path records the precise reason as a dead letter
         return plan
-    if parsed.problems or any(
-        states.may_open_or_resolve(event.event_type) for events in plan.documents for event in events
-    ):
+    if parsed.problems:
         plan.careful = True
     return plan
 
 
 def _split(plans: list[_Plan], shipments: dict) -> tuple[list[_Plan], list[_Plan]]:
     """(fast, careful): careful spreads to every message sharing a shipment with a careful one."""
-    opener_ids = shipments_with_openers(shipment_ids={shipment.pk for shipment in shipments.values()})
-    with_openers = {shipment.reference for shipment in shipments.values() if shipment.pk in opener_ids}
     for plan in plans:
         if plan.careful:
             continue
@@ -92,9 +86,6 @@ def _split(plans: list[_Plan], shipments: dict) -> tuple[list[_Plan], list[_Plan
         carrier_id = plan.message.connection.carrier_id
         if carrier_id is not None and any(shipments[ref].carrier_id != carrier_id for ref in plan.references):
             plan.careful = True  # a carrier's feed naming another carrier's shipment: refused there
-            continue
-        if plan.references & with_openers:
-            plan.careful = True  # a closer (e.g. DELIVERED) may resolve this shipment's exception
     careful_refs: set[str] = set()
     changed = True
     while changed:

@@ -98,6 +98,8 @@ def shipment_state(
         "pod_received_at": shipment.pod_received_at,
     }
     if open_exceptions is None:
+        open_exceptions = state.get("open_exceptions")
+    if open_exceptions is None:
         open_exceptions = _open_exception_kinds([shipment.pk]).get(shipment.pk, [])
     return {
         "reference": shipment.reference,
@@ -175,13 +177,17 @@ def outbox_events_record_bulk(
 ) -> list[OutboxEvent]:
     """``outbox_event_record`` for many applied milestones (each with its message) in three queries.
 
-    For events that do not change exceptions: the open exceptions are read once per shipment.
+    Open exceptions come from each result's ``state_after`` when the batch worked them out, else
+    they are read once per shipment.
     """
     if not results:
         return []
     open_kinds = _open_exception_kinds({result.shipment.pk for result, _ in results})
     rows = [
-        _outbox_row(result, message, open_kinds.get(result.shipment.pk, [])) for result, message in results
+        _outbox_row(
+            result, message, result.state_after.get("open_exceptions", open_kinds.get(result.shipment.pk, []))
+        )
+        for result, message in results
     ]
     OutboxEvent.objects.bulk_create(rows)
     now = timezone.now()

@@ -591,20 +591,37 @@ def test_fast_path_applies_a_batch_with_the_same_number_of_queries_whatever_its_
 
 
 @pytest.mark.django_db
-def test_fast_path_leaves_exception_events_and_their_shipments_to_the_careful_path():
+def test_fast_path_opens_and_resolves_exceptions_and_carries_them_on_each_update():
     connection = canonical_connection()
-    plain, delayed = ShipmentFactory(), ShipmentFactory()
+    out = connection_save(
+        data={
+            "slug": "out",
+            "system": "crm",
+            "connector": "webhook",
+            "config": {"url": "http://127.0.0.1:9/h"},
+        }
+    )
+    from hub.connections.services import subscription_save
+    from hub.outbox.services import subscriptions_active
+
+    subscription_save(data={"connection": out, "event_types": []})
+    shipment = ShipmentFactory()
     ids = _claimed(
         connection,
         [
-            event_doc(plain.reference, "IN_TRANSIT", event_id="p1"),
-            event_doc(delayed.reference, "DELAYED", event_id="d1"),
-            event_doc(delayed.reference, "IN_TRANSIT", event_id="d2"),
+            event_doc(shipment.reference, "IN_TRANSIT", "2026-11-20T09:00:00Z", event_id="t"),
+            event_doc(shipment.reference, "DELAYED", "2026-11-20T10:00:00Z", event_id="d"),
+            event_doc(shipment.reference, "DELIVERED", "2026-11-20T12:00:00Z", event_id="x"),
         ],
     )
-    careful = inbox.inbound_batch_process(ids=ids, subscriptions=[])
-    assert set(careful) == set(ids[1:])  # the delay and the other event of its shipment
-    assert InboundMessage.objects.get(pk=ids[0]).status == InboundMessage.Status.PROCESSED
+    assert inbox.inbound_batch_process(ids=ids, subscriptions=subscriptions_active()) == []
+    exception = shipment.exceptions.get()
+    assert (exception.kind, exception.status) == ("DELAYED", "RESOLVED")
+    carried = [
+        (row.event_type, row.data["shipment"]["open_exceptions"])
+        for row in OutboxEvent.objects.filter(shipment=shipment).order_by("shipment_sequence")
+    ]
+    assert carried == [("IN_TRANSIT", []), ("DELAYED", ["DELAYED"]), ("DELIVERED", [])]
 
 
 @pytest.mark.django_db
@@ -638,20 +655,17 @@ def test_released_claims_go_back_to_the_queue():
 
 
 @pytest.mark.django_db
-def test_a_closer_for_a_shipment_with_an_exception_history_goes_the_careful_way_and_resolves_it():
+def test_a_closer_in_a_later_batch_resolves_the_exception_opened_in_an_earlier_one():
     connection = canonical_connection()
     shipment = ShipmentFactory()
     first = _claimed(
         connection, [event_doc(shipment.reference, "DELAYED", "2026-11-20T10:00:00Z", event_id="d")]
     )
-    for message_id in inbox.inbound_batch_process(ids=first, subscriptions=[]):
-        inbox.inbound_message_process(message_id=message_id, subscriptions=[])
+    assert inbox.inbound_batch_process(ids=first, subscriptions=[]) == []
     assert shipment.exceptions.get().status == "OPEN"
 
     second = _claimed(
         connection, [event_doc(shipment.reference, "DELIVERED", "2026-11-20T12:00:00Z", event_id="x")]
     )
-    careful = inbox.inbound_batch_process(ids=second, subscriptions=[])
-    assert careful == second
-    inbox.inbound_message_process(message_id=second[0], subscriptions=[])
+    assert inbox.inbound_batch_process(ids=second, subscriptions=[]) == []
     assert shipment.exceptions.get().status == "RESOLVED"
