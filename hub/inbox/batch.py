@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
@@ -119,6 +120,8 @@ def inbound_batch_process(*, ids: list[UUID], subscriptions: list) -> list[UUID]
             shipments = shipments_lock(references=candidate_refs) if candidate_refs else {}
             fast, careful = _split(plans, shipments)
             _apply_fast(fast, shipments, subscriptions)
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up: the caller hands the claims back
     except Exception:
         logger.exception(
             "fast path failed for a batch of %s messages; processing them one by one", len(plans)

@@ -156,7 +156,11 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
         if len(ids) == BATCH_SIZE and claim_helper_slot(INBOX_WAKE):
             _send_wake()  # a full batch: recruit another worker for the rest
         subscriptions = subscriptions_active()
-        careful = inbound_batch_process(ids=ids, subscriptions=subscriptions)
+        try:
+            careful = inbound_batch_process(ids=ids, subscriptions=subscriptions)
+        except SoftTimeLimitExceeded:
+            inbound_claims_release(ids=ids)  # rolled back: all of them go back to the queue
+            raise
         done += len(ids) - len(careful)
         for position, message_id in enumerate(careful):
             if time.monotonic() - started >= budget_s:
