@@ -42,6 +42,9 @@ class SinkState:
 def make_handler(state: SinkState):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without TCP_NODELAY the client's delayed ACK
+        # adds ~40 ms to every keep-alive request (Nagle), which would cap the sink, not Crossdock.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:  # quiet
             pass
