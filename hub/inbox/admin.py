@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from canonical.admin import RECORD_FIELDSET, admin_link
+from canonical.admin import RECORD_FIELDSET, ViewOnlyInline, admin_link
 from canonical.models import ShipmentEvent
 from hub.api.v1.serializers.pipeline import payload_repr
 from hub.connections.models import Connection
@@ -58,25 +58,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Child rows shown on the parent's page, never edited there.
+# Child rows shown on the parent's page, never edited there.
+ReadOnlyInline = ViewOnlyInline
 
-    Not canonical.admin's ViewOnlyInline: that one refuses view permission without an object, and
-    ``InlineModelAdmin.get_queryset`` asks without one, so its rows never show.
-    """
 
-    extra = 0
-    can_delete = False
-    show_change_link = True
+class ExactSearchMixin:
+    """Admin search that matches keys and ids whole (see ``exact_search``)."""
 
-    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        if not search_term.strip():
+            return queryset, False
+        return exact_search(queryset, search_term, self.search_fields), False
 
 
 class ConnectionFilter(admin.SimpleListFilter):
@@ -152,7 +146,7 @@ def links_html(rows: Iterable[tuple[models.Model, str]]) -> str:
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ReadOnlyAdmin):
+class InboundMessageAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = (
         "received_at",
         "connection",
@@ -190,13 +184,6 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         RECORD_FIELDSET,
     )
     readonly_fields = flatten_fieldsets(fieldsets)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        if not search_term.strip():
-            return queryset, False
-        return exact_search(queryset, search_term, self.search_fields), False
 
     @admin.display(description="Connection")
     def connection_link(self, obj: InboundMessage) -> str:

@@ -17,7 +17,7 @@ from canonical.admin import RECORD_FIELDSET, admin_link
 from canonical.errors import DomainError
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.replay import dead_letter_replay
-from hub.inbox.admin import ConnectionFilter, ReadOnlyAdmin, ReadOnlyInline, exact_search, json_html, pre
+from hub.inbox.admin import ConnectionFilter, ExactSearchMixin, ReadOnlyAdmin, ReadOnlyInline, json_html, pre
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class DeliveryAttemptInline(ReadOnlyInline):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
+class OutboxEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = (
         "created_at",
         "event_type",
@@ -107,13 +107,6 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     )
     readonly_fields = flatten_fieldsets(fieldsets)
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        if not search_term.strip():
-            return queryset, False
-        return exact_search(queryset, search_term, self.search_fields), False
-
     @admin.display(description="Message")
     def message_link(self, obj: OutboxEvent) -> str:
         return admin_link(obj.message)
@@ -128,7 +121,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = (
         "created_at",
         "event",
@@ -183,13 +176,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # The same joins as list_select_related (the changelist skips its own when any are set).
         return super().get_queryset(request).select_related("event", "subscription__connection")
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        if not search_term.strip():
-            return queryset, False
-        return exact_search(queryset, search_term, self.search_fields), False
 
     @admin.display(description="Connection", ordering="subscription__connection__slug")
     def connection(self, obj: Delivery) -> str:
