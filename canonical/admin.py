@@ -206,7 +206,7 @@ def _filter_fieldsets(fieldsets: Sequence[tuple[Any, Mapping[str, Any]]], hidden
 class ServiceModelAdmin(admin.ModelAdmin):
     """A ModelAdmin whose saves go through a service and whose forms know who owns the record.
 
-    Subclasses implement :meth:`service_save`. ``readonly_fields`` lists what is always read-only
+    Subclasses name a ``save_service`` or implement :meth:`service_save`. ``readonly_fields`` lists what is always read-only
     (it is hidden on the add form: there is nothing to show yet); ``readonly_after_create`` the
     business key; ``hub_owned_fields`` what stays editable when another system owns the record.
     """
@@ -219,6 +219,9 @@ class ServiceModelAdmin(admin.ModelAdmin):
     readonly_after_create: Sequence[str] = ()
     hub_owned_fields: Sequence[str] = ()
     add_hidden_fields: Sequence[str] = ()
+    # Name of a canonical.services function called as f(instance=<obj or None>, data=...), e.g.
+    # "order_save"; looked up at call time.
+    save_service: str | None = None
 
     # -- ownership --
 
@@ -310,7 +313,11 @@ class ServiceModelAdmin(admin.ModelAdmin):
         data: dict[str, Any],
         change: bool,
     ) -> models.Model:
-        """Write through the flat master-data services; admins of other records override this."""
+        """Write through ``save_service`` (a service taking ``instance``/``data``) when the admin names
+        one, else the flat master-data services; admins with other rules override this."""
+        if self.save_service is not None:
+            save = getattr(services, self.save_service)
+            return save(instance=obj if change else None, data=data)
         if change:
             return services.record_update(instance=obj, data=data)
         return services.record_create(model=type(obj), data=data)
@@ -755,17 +762,8 @@ class OrderAdmin(CanonicalAdmin):
         invoices = obj.invoices.only("id", "reference").order_by("reference")
         return format_html("Shipments: {}<br>Invoices: {}", admin_links(shipments), admin_links(invoices))
 
-    def service_save(
-        self,
-        *,
-        request: HttpRequest,
-        obj: Any,
-        form: forms.ModelForm,
-        data: dict[str, Any],
-        change: bool,
-    ) -> models.Model:
-        # Lines are the inline's rows (saved by save_related), so no ``lines=`` here.
-        return services.order_save(instance=obj if change else None, data=data)
+    # Lines are the inline's rows (saved by save_related): no ``lines=`` to the service.
+    save_service = "order_save"
 
 
 def _open_exception_count() -> Coalesce:
@@ -891,17 +889,8 @@ class ShipmentAdmin(CanonicalAdmin):
             obj.pk,
         )
 
-    def service_save(
-        self,
-        *,
-        request: HttpRequest,
-        obj: Any,
-        form: forms.ModelForm,
-        data: dict[str, Any],
-        change: bool,
-    ) -> models.Model:
-        # Stops and lines are the inlines' rows (saved by save_related): no ``stops=``/``lines=``.
-        return services.shipment_save(instance=obj if change else None, data=data)
+    # Stops and lines are the inlines' rows (saved by save_related): no ``stops=``/``lines=``.
+    save_service = "shipment_save"
 
 
 @admin.register(Invoice)
@@ -961,16 +950,7 @@ class InvoiceAdmin(CanonicalAdmin):
     def related(self, obj: Invoice) -> str:
         return admin_links(obj.corrections.only("id", "reference").order_by("reference"))
 
-    def service_save(
-        self,
-        *,
-        request: HttpRequest,
-        obj: Any,
-        form: forms.ModelForm,
-        data: dict[str, Any],
-        change: bool,
-    ) -> models.Model:
-        return services.invoice_save(instance=obj if change else None, data=data)
+    save_service = "invoice_save"
 
 
 # --- Exceptions, charges, events, refs -------------------------------------------------------------
