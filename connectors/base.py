@@ -3,7 +3,13 @@
 A connector is a package ``connectors/<key>/`` whose ``__init__`` exposes ``CONNECTOR = ConnectorSpec(...)``.
 Capabilities are optional methods of its ``Connector`` class; the base raises ``NotSupported``, so a
 connector's capabilities are exactly the methods it overrides. Everything here is pure except
-``send`` and ``poll``, which do I/O only through the client the hub passes in.
+``send``, ``poll``, ``operate`` and ``lookup``, which do I/O only through the client the hub passes in
+(a connector keeps that I/O in one module of its own, e.g. ``connectors/tryton/client.py``).
+
+``operate``/``lookup`` are how the hub writes to a system of record (create a sale, a shipment, a case).
+The hub calls them only through its side-effect ledger (``hub.ledger``): it records the intent before
+calling ``operate`` and, when an earlier attempt may have written without recording the result (a
+crash, a timeout), asks ``lookup`` to find that record by its business key before writing again.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pydantic import BaseModel
 
 from connectors.errors import NotSupported
 
-CAPABILITIES = ("verify", "natural_id", "parse", "map", "render", "send", "poll")
+CAPABILITIES = ("verify", "natural_id", "parse", "map", "render", "send", "poll", "operate", "lookup")
 SYSTEMS = ("erp", "crm", "tms", "carrier", "partner")
 
 
@@ -50,6 +56,23 @@ class SendResult:
     duration_ms: int
 
 
+@dataclass(frozen=True)
+class OperationResult:
+    """What a write to an external system produced: its id there, plus what the caller may need."""
+
+    external_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """Raw messages fetched since a cursor (each becomes one inbound message) and the next cursor."""
+
+    messages: list[bytes]
+    cursor: str | None
+    content_type: str = "application/json"
+
+
 class HttpClient(Protocol):
     """What the hub hands a connector for I/O: timeouts and the outbound URL policy are its job."""
 
@@ -60,8 +83,23 @@ class HttpClient(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class OperationContext:
+    """Everything an I/O capability may use: the validated config, the decrypted secret (or None),
+    the hub's HTTP client and the connection's published mappings for the direction at hand."""
+
+    config: BaseModel
+    secret: str | None
+    client: HttpClient
+    mappings: Any = None  # connectors.mapping.MappingSet
+    connection_slug: str = ""
+
+
 class Connector:
     """Base with every capability unsupported. ``config`` is the validated ``Config`` instance."""
+
+    #: Operations ``operate`` accepts, e.g. ("order.create", "shipment.create"); listed by the API.
+    operations: ClassVar[tuple[str, ...]] = ()
 
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         """Authenticate an inbound call (HMAC, shared key). Raises AuthError; returns None when valid."""
@@ -75,8 +113,13 @@ class Connector:
         """Bytes to native documents. Raises ParseError."""
         raise NotSupported("parse")
 
-    def map(self, document: Any, config: BaseModel, mappings: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """One native document to canonical milestone dicts (validated by the hub). Raises MappingError."""
+    def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
+        """One native document to canonical documents (validated by the hub). Raises MappingError.
+
+        A dict without ``kind`` (or ``kind: "milestone"``) is a milestone event (contract v1
+        ``MilestoneEvent``); ``kind: "order"`` is an ``OrderDocument``. ``mappings`` is the
+        connection's published ``connectors.mapping.MappingSet`` for the inbound direction.
+        """
         raise NotSupported("map")
 
     def render(
@@ -89,11 +132,31 @@ class Connector:
         """Deliver a rendered request. Raises TransientError, PermanentError or AuthError."""
         raise NotSupported("send")
 
-    def poll(
-        self, cursor: str | None, config: BaseModel, client: HttpClient
-    ) -> tuple[list[bytes], str | None]:
-        """Fetch new raw messages since ``cursor``; returns them and the next cursor."""
+    def poll(self, cursor: str | None, ctx: OperationContext) -> PollResult:
+        """Fetch new raw messages since ``cursor`` (None: from the start). Raises the taxonomy's errors.
+
+        Must be safe to repeat from the same cursor: the hub stores the messages (deduplicated by
+        natural id) and only then advances the cursor.
+        """
         raise NotSupported("poll")
+
+    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
+        """Perform one write in the external system (``operation`` is one of ``operations``).
+
+        ``payload`` is canonical JSON; the connector maps it to the system's shape. Raises
+        TransientError (retry), PermanentError/AuthError (dead letter) or MappingError.
+        """
+        raise NotSupported("operate")
+
+    def lookup(
+        self, operation: str, payload: dict[str, Any], ctx: OperationContext
+    ) -> OperationResult | None:
+        """Find the record a previous ``operate`` with this payload may have created, by business key.
+
+        Returns None when there is none (so writing is safe). Used by the ledger after an attempt
+        whose outcome was not recorded; must not write.
+        """
+        raise NotSupported("lookup")
 
 
 @dataclass(frozen=True)
@@ -106,6 +169,12 @@ class ConnectorSpec:
     connector: type[Connector]
     secret_fields: tuple[str, ...] = ()
     description: str = ""
+    #: Packaged default mappings, by direction: {"inbound": {"fields": {...}, "codes": {...}}, ...};
+    #: see connectors.mapping.load_defaults. Connections start from these; ops staff override them.
+    default_mappings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What a mapping may target, for validation on save: {"codes": {code_set: [allowed canonical
+    #: values]}, "fields": [canonical field names]}. Empty: anything goes.
+    mapping_targets: dict[str, Any] = field(default_factory=dict)
 
     base_methods: ClassVar[dict[str, Any]] = {name: getattr(Connector, name) for name in CAPABILITIES}
 
@@ -128,6 +197,7 @@ class ConnectorSpec:
             "version": self.version,
             "description": self.description,
             "capabilities": self.capabilities,
+            "operations": list(self.connector.operations),
             "config_schema": self.config_schema.model_json_schema(),
             "secret_fields": list(self.secret_fields),
         }

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "hub.inbox",
     "hub.outbox",
     "hub.deadletters",
+    "hub.mappings",
+    "hub.ledger",
     "hub.api",
     "reconciliation",
 ]

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from hub.connections.models import ApiClient
 from hub.connections.services import api_client_create
 
-pytest_plugins = ["tests.e2e.worker"]
+pytest_plugins = ["tests.e2e.worker", "tests.support.registry"]
 
 
 def _clear_own_cache_keys() -> None:

@@ -6,7 +6,7 @@ Changing a field's meaning needs a v2 module beside this one; adding an optional
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -88,3 +88,72 @@ def semantic_key(event: MilestoneEvent, *, source: str) -> str:
     if len(raw) <= 200:
         return raw
     return raw[:120] + ":" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ExternalRefDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: str = Field(min_length=1, max_length=40)
+    external_id: str = Field(min_length=1, max_length=200)
+
+
+class CustomerDoc(BaseModel):
+    """The order's customer, upserted by ``code`` (the ERP's customer id is a good code)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(default="", max_length=254)
+    phone: str = Field(default="", max_length=40)
+    billing_address: str = ""
+    external_refs: list[ExternalRefDoc] = Field(default_factory=list)
+
+
+class AddressDoc(BaseModel):
+    """A ship-to/ship-from place, upserted as a canonical Location by ``code``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=200)
+    address_line: str = Field(default="", max_length=200)
+    city: str = Field(default="", max_length=100)
+    region: str = Field(default="", max_length=100)
+    postal_code: str = Field(default="", max_length=20)
+    country: str = Field(default="", max_length=2)
+
+
+class OrderLineDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    line_number: int = Field(ge=1)
+    sku: str = Field(min_length=1, max_length=64)
+    product_name: str = Field(default="", max_length=200)
+    quantity: Decimal = Field(gt=0)
+    unit_price: Decimal = Field(ge=0)
+    unit_of_measure: str = Field(default="EA", max_length=16)
+
+
+class OrderDocument(BaseModel):
+    """A confirmed sales order from an ERP (``kind: "order"``), upserted by ``reference``.
+
+    Products are upserted by SKU (name kept when already known); ``external_refs`` link the order to
+    its ids in the source system (``system`` = the connector key, e.g. ``tryton``).
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    kind: str = Field(pattern="^order$")
+    reference: str = Field(min_length=1, max_length=64)
+    status: str = Field(default="CONFIRMED", pattern="^(DRAFT|CONFIRMED|CANCELLED)$")
+    customer: CustomerDoc
+    ordered_at: datetime | None = None
+    requested_delivery_date: date | None = None
+    currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+    ship_to: AddressDoc | None = None
+    notes: str = ""
+    lines: list[OrderLineDoc] = Field(min_length=1)
+    external_refs: list[ExternalRefDoc] = Field(default_factory=list)
+
+    @field_validator("ordered_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise ValueError("must include a UTC offset (e.g. 2026-11-20T14:05:00Z)")
+        return value

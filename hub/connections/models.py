@@ -84,6 +84,15 @@ class Connection(TimestampedModel):
         help_text="For a carrier's own feed: its events may touch only this carrier's shipments.",
     )
     is_active = models.BooleanField(default=True)
+    poll_interval_s = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds between polls of a connector that polls (e.g. tryton); empty: not polled.",
+    )
+    poll_cursor = models.CharField(max_length=200, blank=True, help_text="Where the last poll stopped.")
+    polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    poll_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_poll_error = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["slug"]

@@ -21,6 +21,7 @@ ROUTES: dict[str, Queue] = {
     "hub.deadletters.*": Queue.DEFAULT,
     "hub.inbox.*": Queue.INBOUND,
     "hub.outbox.*": Queue.OUTBOUND,
+    "hub.ledger.*": Queue.OUTBOUND,
     "hub.workflows.*": Queue.WORKFLOWS,
     "reconciliation.*": Queue.RECONCILIATION,
 }

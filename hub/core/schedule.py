@@ -23,4 +23,6 @@ PERIODIC_TASKS: dict[str, Periodic] = {
     "heartbeat": Periodic(task="hub.core.ping", every_s=300, queue=Queue.DEFAULT, args=["beat"]),
     # Re-wakes due retries and abandoned claims, auto-replays letters whose shipment appeared.
     "pipeline-sweep": Periodic(task="hub.sweep", every_s=5, queue=Queue.DEFAULT),
+    # Polls connections that have a poll interval (systems without webhooks, e.g. an ERP's sales).
+    "connections-poll": Periodic(task="hub.inbox.poll_due", every_s=5, queue=Queue.INBOUND),
 }

@@ -34,6 +34,7 @@ from connectors.base import InboundRequest
 from connectors.errors import ConnectorError
 from hub.connections.services import connection_config
 from hub.inbox.models import InboundMessage
+from hub.mappings.services import mapping_set_for
 from hub.outbox.services import outbox_events_record_bulk
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class _Plan:
     message: InboundMessage
     documents: list[list[MilestoneEvent]] = field(default_factory=list)
     careful: bool = False
+    mapping_version: int | None = None
 
     @property
     def references(self) -> set[str]:
@@ -65,9 +67,14 @@ def _plan(message: InboundMessage) -> _Plan:
             body=bytes(message.body), content_type=message.content_type, headers=message.headers
         )
         parsed = connector.parse(request, config)
+        mappings = mapping_set_for(connection=connection, direction="inbound")
+        plan.mapping_version = mappings.version
         for document in parsed.documents:
-            events = [MilestoneEvent.model_validate(doc) for doc in connector.map(document, config, {})]
-            plan.documents.append(events)
+            docs = connector.map(document, config, mappings)
+            if any(isinstance(doc, dict) and doc.get("kind", "milestone") != "milestone" for doc in docs):
+                plan.careful = True  # orders and other documents are applied by the careful path
+                return plan
+            plan.documents.append([MilestoneEvent.model_validate(doc) for doc in docs])
     except (ConnectorError, PydanticValidationError, ValueError, TypeError):
         plan.careful = True  # the careful path records the precise reason as a dead letter
         return plan
@@ -164,6 +171,7 @@ def _apply_fast(plans: list[_Plan], shipments: dict, subscriptions: list) -> Non
         message.attempts += 1
         message.processed_at = now
         message.claimed_until = None
+        message.mapping_version = plan.mapping_version
         message.updated_at = now
         at = now.isoformat()
         message.trace.append(
@@ -188,6 +196,7 @@ def _apply_fast(plans: list[_Plan], shipments: dict, subscriptions: list) -> Non
             "attempts",
             "processed_at",
             "claimed_until",
+            "mapping_version",
             "updated_at",
             "trace",
         ],

@@ -37,6 +37,9 @@ class InboundMessage(TimestampedModel):
     events_applied = models.PositiveIntegerField(default=0)
     events_duplicate = models.PositiveIntegerField(default=0)
     events_failed = models.PositiveIntegerField(default=0)
+    mapping_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Inbound mapping version it went through (0: connector defaults)."
+    )
     trace = models.JSONField(default=list, blank=True, help_text="Stages passed: [{stage, at, ok, detail}].")
 
     class Meta:

@@ -27,7 +27,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from canonical.contracts.v1 import MilestoneEvent
+from canonical.contracts.v1 import MilestoneEvent, OrderDocument
+from canonical.documents import order_document_apply
+from canonical.errors import DomainError
 from canonical.milestones import UnknownShipmentError, shipment_apply_milestone
 from connectors import registry
 from connectors.base import InboundRequest
@@ -40,6 +42,7 @@ from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record, dead_letter_settle
 from hub.inbox.batch import inbound_batch_process
 from hub.inbox.models import InboundMessage
+from hub.mappings.services import mapping_set_for
 from hub.outbox.services import outbox_event_record, subscriptions_active
 
 logger = logging.getLogger(__name__)
@@ -268,7 +271,8 @@ def _run_pipeline(message: InboundMessage, subscriptions: list, only_item: int |
     if reprocessing and only_item is None:
         dead_letter_settle(message=message, item_index=None)  # a parse-stage letter, if any, is settled
 
-    mappings: dict[str, Any] = {}
+    mappings = mapping_set_for(connection=connection, direction="inbound")
+    message.mapping_version = mappings.version
     applied = duplicate = failed = 0
     indexes = range(len(parsed.documents)) if only_item is None else [only_item]
     for index in indexes:
@@ -298,6 +302,10 @@ def _run_pipeline(message: InboundMessage, subscriptions: list, only_item: int |
         message.status = InboundMessage.Status.PARTIAL
     else:
         message.status = InboundMessage.Status.FAILED
+
+
+def _kind(doc: Any) -> str:
+    return doc.get("kind", "milestone") if isinstance(doc, dict) else "milestone"
 
 
 def _document_bytes(document: Any) -> bytes:
@@ -334,13 +342,22 @@ def _process_document(
     except MappingError as exc:
         return fail("map", exc, f"{exc.field}: {exc.detail}")
     try:
-        events = [MilestoneEvent.model_validate(doc) for doc in canonical_docs]
+        orders = [OrderDocument.model_validate(doc) for doc in canonical_docs if _kind(doc) == "order"]
+        events = [MilestoneEvent.model_validate(doc) for doc in canonical_docs if _kind(doc) == "milestone"]
     except PydanticValidationError as exc:
         return fail("validate", exc, _validation_detail(exc))
+    unknown = sorted({_kind(doc) for doc in canonical_docs} - {"order", "milestone"})
+    if unknown:
+        exc = MappingError(f"unknown canonical document kind {unknown[0]!r}", field="kind", value=unknown[0])
+        return fail("validate", exc, f"kind: {exc.detail}; expected order or milestone")
 
     outcome = "duplicate"
     try:
         with transaction.atomic():
+            for order in orders:
+                _order, changed = order_document_apply(document=order)
+                if changed:
+                    outcome = "applied"
             for event in events:
                 result = shipment_apply_milestone(
                     event=event,
@@ -357,6 +374,8 @@ def _process_document(
         return fail("apply", exc, detail, waiting_for=exc.reference)
     except ConnectorError as exc:
         return fail(exc.stage, exc, exc.detail)
+    except DomainError as exc:
+        return fail("apply", exc, exc.detail)
     if reprocessing:
         dead_letter_settle(message=message, item_index=item_index)
     return outcome

@@ -1,11 +1,25 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import transaction
 
-from hub.inbox import services
+from hub.inbox import polling, services
 
 
 @shared_task(name="hub.inbox.drain", soft_time_limit=50, time_limit=60)
 def inbox_drain_task() -> None:
     """Wake-up: process waiting inbound messages (claimed from PostgreSQL in batches)."""
     services.inbox_drain()
+
+
+@shared_task(name="hub.inbox.poll_due", soft_time_limit=20, time_limit=30, ignore_result=True)
+def inbox_poll_due_task() -> None:
+    """Beat: enqueue a poll for every connection whose interval has passed."""
+    for connection_id in polling.connections_poll_due():
+        transaction.on_commit(lambda pk=str(connection_id): inbox_poll_task.delay(pk))
+
+
+@shared_task(name="hub.inbox.poll", acks_late=True, soft_time_limit=240, time_limit=270, ignore_result=True)
+def inbox_poll_task(connection_id: str) -> None:
+    """Poll one connection (idempotent: a lease and natural ids make a repeat harmless)."""
+    polling.connection_poll(connection_id=connection_id)

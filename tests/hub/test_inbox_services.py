@@ -24,6 +24,7 @@ from hub.deadletters.models import DeadLetter
 from hub.deadletters.replay import dead_letter_replay
 from hub.inbox import services as inbox
 from hub.inbox.models import InboundMessage
+from hub.mappings.services import mapping_cache_clear
 from hub.outbox.models import OutboxEvent
 from tests.factories.canonical import ShipmentFactory
 
@@ -575,6 +576,7 @@ def test_fast_path_applies_a_batch_with_the_same_number_of_queries_whatever_its_
         shipments = ShipmentFactory.create_batch(size)
         docs = [event_doc(s.reference, "DEPARTED_PICKUP", event_id=f"{s.reference}-dep") for s in shipments]
         ids = _claimed(connection, docs)
+        mapping_cache_clear()  # each batch reads its connection's mapping set once (cold cache)
         with CaptureQueriesContext(db_connection) as captured:
             careful = inbox.inbound_batch_process(ids=ids, subscriptions=[])
         counts.append(len(captured))

@@ -1,0 +1,178 @@
+"""Writes to external systems through the ledger, so none is ever made twice.
+
+``side_effect_perform`` is the only way Crossdock writes to an ERP, TMS or CRM:
+
+1. the intent row (connection, operation, business key) is inserted and **committed** first;
+2. if that write is already ``done``, the recorded result is returned and nothing is called;
+3. an attempt takes a lease on the row (a conditional UPDATE), so two workers never write at once;
+4. if an earlier attempt started but never recorded its outcome (a crash, a timeout after the peer
+   had written), the connector's ``lookup`` finds the record by business key; only if there is none
+   does ``operate`` write;
+5. the outcome is recorded. A transient error releases the lease for a retry; a permanent one marks
+   the row ``failed`` (an operator's retry runs the same steps again, lookup included).
+
+Simulating the crash in step 4 for a test: ``side_effect_begin`` (steps 1-3), then the write through
+the connector directly, then ``side_effect_lease_expire`` and ``side_effect_perform`` again; it
+must find the record instead of writing a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from connectors import registry
+from connectors.base import OperationContext, OperationResult
+from connectors.errors import ConnectorError, NotSupported, TransientError
+from hub.connections.context import connection_context
+from hub.connections.models import Connection
+from hub.core.correlation import correlation_id_get
+from hub.ledger.models import SideEffect
+
+logger = logging.getLogger(__name__)
+
+LEASE_S = 120  # seconds an attempt may hold a write before another worker may take it over
+BUSY_RETRY_S = 5.0  # seconds the caller is told to wait when another worker holds the write
+
+
+@dataclass(frozen=True)
+class Begun:
+    effect: SideEffect
+    unknown_outcome: bool  # an earlier attempt started and recorded nothing: look before writing
+
+
+def _intent(*, connection: Connection, operation: str, business_key: str, payload: dict) -> SideEffect:
+    effect = SideEffect.objects.filter(
+        connection=connection, operation=operation, business_key=business_key
+    ).first()
+    if effect is not None:
+        return effect
+    try:
+        with transaction.atomic():
+            return SideEffect.objects.create(
+                connection=connection,
+                operation=operation,
+                business_key=business_key,
+                payload=payload,
+                correlation_id=correlation_id_get() or "",
+            )
+    except IntegrityError:  # created concurrently: use theirs
+        return SideEffect.objects.get(connection=connection, operation=operation, business_key=business_key)
+
+
+def side_effect_begin(
+    *, connection: Connection, operation: str, business_key: str, payload: dict[str, Any]
+) -> Begun | SideEffect:
+    """Steps 1-3: record the intent and take the lease. Returns the ``done`` row when there is nothing
+    to do, else ``Begun``. Raises TransientError when another attempt holds the lease.
+
+    Must run outside a transaction: the intent has to be committed before the external write.
+    """
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError("side effects are performed outside a transaction (the intent must commit first)")
+    spec = registry.get(connection.connector)
+    if operation not in spec.connector.operations:
+        raise NotSupported(f"connector {spec.key!r} has no operation {operation!r}")
+    effect = _intent(connection=connection, operation=operation, business_key=business_key, payload=payload)
+    if effect.status == SideEffect.Status.DONE:
+        return effect
+    now = timezone.now()
+    claimed = (
+        SideEffect.objects.filter(pk=effect.pk)
+        .exclude(status=SideEffect.Status.DONE)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + timedelta(seconds=LEASE_S), attempts=F("attempts") + 1, payload=payload)
+    )
+    effect.refresh_from_db()
+    if effect.status == SideEffect.Status.DONE:
+        return effect
+    if claimed != 1:
+        raise TransientError(
+            f"{operation} {business_key!r} is being written by another worker", retry_after=BUSY_RETRY_S
+        )
+    return Begun(effect=effect, unknown_outcome=effect.attempts > 1)
+
+
+def _record(effect: SideEffect, result: OperationResult, *, found: bool) -> SideEffect:
+    SideEffect.objects.filter(pk=effect.pk).update(
+        status=SideEffect.Status.DONE,
+        external_id=result.external_id,
+        result=result.data,
+        found_by_lookup=found,
+        last_error="",
+        lease_until=None,
+        completed_at=timezone.now(),
+    )
+    effect.refresh_from_db()
+    return effect
+
+
+def side_effect_perform(
+    *, connection: Connection, operation: str, business_key: str, payload: dict[str, Any]
+) -> SideEffect:
+    """Make the write ``operation`` for ``business_key`` in ``connection``'s system exactly once.
+
+    Idempotent: returns the recorded row (``external_id``, ``result``) when it was done before.
+    Raises the connector's errors: TransientError (retry later), PermanentError/AuthError/
+    MappingError (the row is ``failed`` with the reason).
+    """
+    begun = side_effect_begin(
+        connection=connection, operation=operation, business_key=business_key, payload=payload
+    )
+    if isinstance(begun, SideEffect):
+        return begun
+    effect = begun.effect
+    connector = registry.get(connection.connector).instance()
+    ctx: OperationContext = connection_context(connection, direction="outbound")
+    try:
+        found = None
+        if begun.unknown_outcome:
+            try:
+                found = connector.lookup(operation, payload, ctx)
+            except NotSupported:
+                found = None  # the connector's operate is idempotent by itself (it says so)
+        if found is not None:
+            logger.info("ledger: %s %s already written (found by lookup)", operation, business_key)
+            return _record(effect, found, found=True)
+        result = connector.operate(operation, payload, ctx)
+    except TransientError as exc:
+        SideEffect.objects.filter(pk=effect.pk).update(lease_until=None, last_error=exc.detail[:2000])
+        raise
+    except ConnectorError as exc:
+        SideEffect.objects.filter(pk=effect.pk).update(
+            status=SideEffect.Status.FAILED, lease_until=None, last_error=exc.detail[:2000]
+        )
+        raise
+    return _record(effect, result, found=False)
+
+
+def side_effect_lease_expire(*, effect_id) -> None:
+    """End an attempt's lease now (what time does to a crashed worker's lease). For tests and ops."""
+    SideEffect.objects.filter(pk=effect_id).update(lease_until=None)
+
+
+def side_effect_retry(*, effect_id) -> SideEffect | None:
+    """Run a recorded write again with its stored payload (an operator's retry of a failed one).
+
+    A ``done`` row is returned untouched; otherwise the usual steps run, lookup first, so a write
+    that did reach the peer is adopted instead of repeated. Errors are recorded on the row.
+    """
+    effect = SideEffect.objects.select_related("connection").filter(pk=effect_id).first()
+    if effect is None or effect.status == SideEffect.Status.DONE:
+        return effect
+    try:
+        return side_effect_perform(
+            connection=effect.connection,
+            operation=effect.operation,
+            business_key=effect.business_key,
+            payload=effect.payload,
+        )
+    except ConnectorError:
+        effect.refresh_from_db()
+        return effect
