@@ -60,7 +60,17 @@ class ConnectionForm(ServiceModelForm):
 
     class Meta:
         model = Connection
-        fields = ("slug", "name", "system", "connector", "carrier", "is_active", "config")
+        fields = (
+            "slug",
+            "name",
+            "system",
+            "connector",
+            "carrier",
+            "is_active",
+            "config",
+            "poll_interval_s",
+            "drop_folder",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -127,11 +137,12 @@ class ConnectionAdmin(ServiceModelAdmin):
     fieldsets = (
         (None, {"fields": ("slug", "name", "system", "connector", "carrier", "is_active")}),
         ("Configuration", {"fields": ("config",)}),
+        ("Transports", {"fields": ("poll_interval_s", "drop_folder", "poll_state")}),
         ("Secret", {"fields": ("has_secret_display", "secret", "clear_secret")}),
         ("Status", {"fields": ("circuit", "inbound_url")}),
         RECORD_FIELDSET,
     )
-    readonly_fields = (*RECORD_FIELDS, "has_secret_display", "circuit", "inbound_url")
+    readonly_fields = (*RECORD_FIELDS, "has_secret_display", "circuit", "inbound_url", "poll_state")
     add_hidden_fields = ("clear_secret",)
 
     @admin.display(description="Carrier", ordering="carrier__scac")
@@ -155,6 +166,16 @@ class ConnectionAdmin(ServiceModelAdmin):
         if not receives:
             return "-"
         return format_html("<code>{}</code>", reverse("api-inbound", args=[obj.slug]))
+
+    @admin.display(description="Polling")
+    def poll_state(self, obj: Connection) -> str:
+        if not obj.poll_interval_s:
+            return "not polled"
+        last = obj.polled_at.isoformat(timespec="seconds") if obj.polled_at else "never"
+        error = f"; last error: {obj.last_poll_error}" if obj.last_poll_error else ""
+        return (
+            f"every {obj.poll_interval_s} s; last poll {last}; cursor {obj.poll_cursor or '(start)'}{error}"
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False  # messages and letters keep pointing at it: deactivate instead

@@ -89,6 +89,12 @@ class Connection(TimestampedModel):
         blank=True,
         help_text="Seconds between polls of a connector that polls (e.g. tryton); empty: not polled.",
     )
+    drop_folder = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Absolute path of a folder the partner drops files into; each file becomes an inbound "
+        "message and is moved to processed/ (or failed/ with the reason). Empty: no drop folder.",
+    )
     poll_cursor = models.CharField(max_length=200, blank=True, help_text="Where the last poll stopped.")
     polled_at = models.DateTimeField(null=True, blank=True, editable=False)
     poll_lease_until = models.DateTimeField(null=True, blank=True, editable=False)

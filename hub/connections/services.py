@@ -154,6 +154,22 @@ def _validate_config(*, connector_key: str, config: dict) -> object:
     return parsed
 
 
+def _validate_transports(connection: Connection) -> None:
+    spec = registry.get(connection.connector)
+    errors = []
+    if connection.drop_folder:
+        if not connection.drop_folder.startswith("/"):
+            errors.append({"field": "drop_folder", "message": "must be an absolute path"})
+        if "parse" not in spec.capabilities:
+            errors.append(
+                {"field": "drop_folder", "message": f"connector {spec.key!r} cannot read inbound files"}
+            )
+    if connection.poll_interval_s is not None and "poll" not in spec.capabilities:
+        errors.append({"field": "poll_interval_s", "message": f"connector {spec.key!r} cannot poll"})
+    if errors:
+        raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+
+
 def connection_save(
     *,
     instance: Connection | None = None,
@@ -167,6 +183,7 @@ def connection_save(
     for name, value in data.items():
         setattr(connection, name, value)
     _validate_config(connector_key=connection.connector, config=connection.config)
+    _validate_transports(connection)
     if secret is not None:
         connection.secret_encrypted = crypto.encrypt(secret) if secret else ""
     try:

@@ -25,4 +25,6 @@ PERIODIC_TASKS: dict[str, Periodic] = {
     "pipeline-sweep": Periodic(task="hub.sweep", every_s=5, queue=Queue.DEFAULT),
     # Polls connections that have a poll interval (systems without webhooks, e.g. an ERP's sales).
     "connections-poll": Periodic(task="hub.inbox.poll_due", every_s=5, queue=Queue.INBOUND),
+    # Takes files partners drop into connections' drop folders (hub/inbox/dropfolder.py).
+    "drop-folders": Periodic(task="hub.inbox.drop_scan", every_s=10, queue=Queue.INBOUND),
 }

@@ -49,7 +49,14 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100  # messages claimed per round trip; ~100 x 1 KB rows, a few ms of claim time
 DRAIN_BUDGET_S = 25.0  # seconds one drain task works before handing over (stays under its time limit)
-KEPT_HEADERS = ("content-type", "user-agent", "x-correlation-id", "idempotency-key", "x-crossdock-signature")
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-correlation-id",
+    "idempotency-key",
+    "x-crossdock-signature",
+    "x-drop-file",
+)
 INBOX_WAKE = "inbox"
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
-from hub.inbox import polling, services
+from hub.inbox import dropfolder, polling, services
 
 
 @shared_task(name="hub.inbox.drain", soft_time_limit=50, time_limit=60)
@@ -23,3 +23,9 @@ def inbox_poll_due_task() -> None:
 def inbox_poll_task(connection_id: str) -> None:
     """Poll one connection (idempotent: a lease and natural ids make a repeat harmless)."""
     polling.connection_poll(connection_id=connection_id)
+
+
+@shared_task(name="hub.inbox.drop_scan", soft_time_limit=50, time_limit=60, ignore_result=True)
+def inbox_drop_scan_task() -> None:
+    """Beat: take the files partners dropped into connections' drop folders."""
+    dropfolder.drop_folders_scan()
