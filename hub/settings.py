@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "hub.deadletters",
     "hub.mappings",
     "hub.ledger",
+    "hub.workflows",
     "hub.api",
     "reconciliation",
 ]

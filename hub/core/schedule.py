@@ -27,4 +27,6 @@ PERIODIC_TASKS: dict[str, Periodic] = {
     "connections-poll": Periodic(task="hub.inbox.poll_due", every_s=5, queue=Queue.INBOUND),
     # Takes files partners drop into connections' drop folders (hub/inbox/dropfolder.py).
     "drop-folders": Periodic(task="hub.inbox.drop_scan", every_s=10, queue=Queue.INBOUND),
+    # Advances workflow runs whose wake-up time has come (retries, waits, SLA checks, crashed runs).
+    "workflows-sweep": Periodic(task="hub.workflows.sweep", every_s=5, queue=Queue.WORKFLOWS),
 }

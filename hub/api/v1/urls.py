@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from hub.api.v1 import pipeline_views, views
+from hub.api.v1 import pipeline_views, views, workflow_views
 
 router = DefaultRouter()
 router.register("customers", views.CustomerViewSet)
@@ -18,6 +18,7 @@ router.register("subscriptions", pipeline_views.SubscriptionViewSet)
 router.register("messages", pipeline_views.MessageViewSet)
 router.register("dead-letters", pipeline_views.DeadLetterViewSet)
 router.register("replay-jobs", pipeline_views.ReplayJobViewSet)
+router.register("workflows", workflow_views.WorkflowRunViewSet)
 
 urlpatterns = [
     path("inbound/<slug:slug>/", pipeline_views.InboundView.as_view(), name="api-inbound"),
