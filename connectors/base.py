@@ -100,6 +100,10 @@ class Connector:
 
     #: Operations ``operate`` accepts, e.g. ("order.create", "shipment.create"); listed by the API.
     operations: ClassVar[tuple[str, ...]] = ()
+    #: The operation that delivers a subscribed canonical event (its CloudEvents envelope as the
+    #: payload), for systems of record that take events as writes rather than one HTTP request;
+    #: the hub performs it through the side-effect ledger keyed by the event. None: render + send.
+    event_operation: ClassVar[str | None] = None
 
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         """Authenticate an inbound call (HMAC, shared key). Raises AuthError; returns None when valid."""

@@ -254,7 +254,8 @@ def subscription_save(*, instance: Subscription | None = None, data: dict) -> Su
             .values_list("connector", flat=True)
             .first()
         )
-        if spec_key and "render" not in registry.get(spec_key).capabilities:
+        spec = registry.get(spec_key) if spec_key else None
+        if spec is not None and "render" not in spec.capabilities and spec.connector.event_operation is None:
             message = (
                 f"connection uses connector {spec_key!r}, which cannot deliver events (no render capability)"
             )

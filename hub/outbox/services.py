@@ -37,6 +37,7 @@ from hub.core.http import SafeHttpClient
 from hub.core.wake import wake_clear, wake_on_commit
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record
+from hub.ledger.services import side_effect_perform
 from hub.outbox import breaker
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
 from hub.outbox.retry import backoff_delay
@@ -327,8 +328,12 @@ def delivery_batch_send(ids: list[UUID]) -> None:
             _defer(delivery, wait, "rate limited")
             continue
         item = _Prepared(delivery, connection, config)
+        spec = registry.get(connection.connector)
+        if spec.connector.event_operation is not None:
+            _perform_event_operation(item, spec.connector.event_operation)
+            prepared.append(item)
+            continue
         try:
-            spec = registry.get(connection.connector)
             item.request = spec.instance().render(
                 envelope(delivery.event),
                 config,
@@ -354,6 +359,31 @@ def delivery_batch_send(ids: list[UUID]) -> None:
         DeadLetter.objects.filter(delivery_id__in=delivered, status=DeadLetter.Status.OPEN).update(
             status=DeadLetter.Status.REPLAYED
         )
+
+
+def _perform_event_operation(item: _Prepared, operation: str) -> None:
+    """Deliver to a system of record (a CRM's account notes, an ERP) as one ledger write keyed by the
+    event: a retry, a replay or a crash after the write never repeats it in the peer."""
+    item.started_at = timezone.now()
+    started = time.monotonic()
+    try:
+        effect = side_effect_perform(
+            connection=item.connection,
+            operation=operation,
+            business_key=f"event:{item.delivery.event_id}",
+            payload=envelope(item.delivery.event),
+        )
+    except ConnectorError as exc:
+        item.error = exc
+        return
+    except Exception as exc:  # a connector bug must not kill the batch; treat as retryable
+        item.error = TransientError(f"unexpected {type(exc).__name__}: {exc}")
+        return
+    item.result = SendResult(
+        status_code=200,
+        body_excerpt=f"{operation}: {effect.external_id}"[:500],
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -51,6 +51,7 @@ class Config(BaseModel):
 
 class TestPeerConnector(Connector):
     operations = ("record.create",)
+    event_operation = "record.create"  # subscribed events become records (keyed by their envelope id)
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
         try:
@@ -91,8 +92,9 @@ class TestPeerConnector(Connector):
     def lookup(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
     ) -> OperationResult | None:
+        key = payload.get("key") or payload.get("id")
         for record_id, record in PEER.records.items():
-            if record.get("key") == payload.get("key"):
+            if (record.get("key") or record.get("id")) == key:
                 return OperationResult(external_id=record_id, data={"name": record.get("name")})
         return None
 
