@@ -1,4 +1,5 @@
-"""Applying inbound business documents other than milestones (contract v1 ``OrderDocument``).
+"""Applying inbound business documents other than milestones (contract v1: ``OrderDocument``,
+``ShipmentDocument``, ``FreightChargeDocument``, ``FunctionalAckDocument``).
 
 An ERP's orders arrive through the inbox like milestones do (a poll stores each sale as a message);
 these services turn one validated document into canonical rows, idempotently: applying the same
@@ -11,10 +12,27 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from canonical.contracts.v1 import OrderDocument
-from canonical.models import Customer, Location, Order, Product
-from canonical.services import external_refs_attach, order_save, record_create, record_update
+from canonical.contracts.v1 import (
+    EventType,
+    FreightChargeDocument,
+    FunctionalAckDocument,
+    MilestoneEvent,
+    OrderDocument,
+    ShipmentDocument,
+    ShipmentRef,
+)
+from canonical.errors import ConflictError
+from canonical.milestones import UnknownShipmentError, shipment_apply_milestone
+from canonical.models import Carrier, Customer, FreightCharge, Location, Order, Product, Shipment
+from canonical.services import (
+    external_refs_attach,
+    order_save,
+    record_create,
+    record_update,
+    shipment_save,
+)
 
 # An order the hub has moved on (shipped, delivered, invoiced) keeps its status when the ERP
 # re-sends it; only a cancellation from the ERP is taken.
@@ -102,3 +120,122 @@ def _same(order: Order, data: dict[str, Any], lines: list[dict[str, Any]]) -> bo
         for line in lines
     }
     return stored == wanted
+
+
+# --- Partner documents: shipments tendered by a 3PL, carriers' freight invoices, acknowledgements ---
+
+
+def _carrier(scac: str) -> Carrier:
+    carrier = Carrier.objects.filter(scac=scac).first()
+    if carrier is None:
+        carrier = record_create(model=Carrier, data={"scac": scac, "name": scac})
+    return carrier
+
+
+def shipment_document_apply(*, document: ShipmentDocument, source: str) -> tuple[Shipment | None, bool]:
+    """Upsert a tendered shipment by reference with its stops (locations by code).
+
+    A CANCELLATION cancels the shipment through the state machine (a CANCELLED milestone), so it is
+    idempotent and never regresses. Returns ``(shipment, changed)``.
+    """
+    doc = document
+    with transaction.atomic():
+        shipment = Shipment.objects.select_for_update().filter(reference=doc.reference).first()
+        if doc.purpose == "CANCELLATION":
+            if shipment is None:
+                raise UnknownShipmentError(doc.reference)
+            event = MilestoneEvent(
+                event_type=EventType.CANCELLED,
+                occurred_at=timezone.now(),
+                shipment=ShipmentRef(reference=doc.reference),
+                event_id=f"tender-cancel:{doc.reference}:{doc.source.get('control_number', '')}",
+            )
+            result = shipment_apply_milestone(event=event, source=source)
+            return shipment, not result.duplicate
+        data: dict[str, Any] = {"reference": doc.reference}
+        if doc.carrier is not None:
+            data["carrier"] = _carrier(doc.carrier.scac)
+        stops = [
+            {
+                "sequence": stop.sequence,
+                "kind": stop.kind,
+                "location": _upsert(
+                    Location, stop.location.code, stop.location.model_dump(exclude={"code"}), []
+                ),
+                "planned_start": stop.planned_start,
+                "planned_end": stop.planned_end,
+            }
+            for stop in doc.stops
+        ]
+        if shipment is not None and _same_shipment(shipment, data, stops):
+            return shipment, False
+        return shipment_save(instance=shipment, data=data, stops=stops), True
+
+
+def _same_shipment(shipment: Shipment, data: dict[str, Any], stops: list[dict[str, Any]]) -> bool:
+    if any(getattr(shipment, name) != value for name, value in data.items()):
+        return False
+    stored = {
+        (stop.sequence, stop.kind, stop.location_id, stop.planned_start, stop.planned_end)
+        for stop in shipment.stops.all()
+    }
+    wanted = {
+        (stop["sequence"], stop["kind"], stop["location"].pk, stop["planned_start"], stop["planned_end"])
+        for stop in stops
+    }
+    return stored == wanted
+
+
+def freight_charge_document_apply(*, document: FreightChargeDocument, source: str) -> tuple[Shipment, bool]:
+    """Record a carrier invoice's charges on its shipment, once per invoice line.
+
+    Raises UnknownShipmentError when the shipment is not known yet (the message waits and is
+    replayed when it appears). Returns ``(shipment, changed)``; a resent invoice changes nothing.
+    """
+    doc = document
+    with transaction.atomic():
+        shipment = Shipment.objects.select_for_update().filter(reference=doc.shipment.reference).first()
+        if shipment is None:
+            raise UnknownShipmentError(doc.shipment.reference)
+        changed = False
+        for index, charge in enumerate(doc.charges, start=1):
+            _charge, created = FreightCharge.objects.get_or_create(
+                shipment=shipment,
+                source_system=source,
+                source_ref=f"{doc.invoice_number}:{index}",
+                defaults={
+                    "kind": charge.kind,
+                    "amount": charge.amount,
+                    "currency": doc.currency,
+                    "description": (charge.description or charge.code or f"invoice {doc.invoice_number}")[
+                        :200
+                    ],
+                },
+            )
+            changed = changed or created
+    return shipment, changed
+
+
+def functional_ack_check(*, document: FunctionalAckDocument) -> None:
+    """Accept a partner's 997 for a group Crossdock sent; raise ConflictError naming what the partner
+    rejected (sets, segments, codes) so it is dead-lettered for an operator."""
+    doc = document
+    if doc.status in ("A", "E"):
+        return
+    group = f"{doc.acknowledged.get('functional_id', '?')} {doc.acknowledged.get('control_number', '?')}"
+    rejected = []
+    for acked in doc.sets:
+        if acked.status in ("A", "E"):
+            continue
+        errors = ", ".join(
+            f"{err.get('segment', '?')} at {err.get('position', '?')} code {err.get('code', '?')}"
+            for err in acked.segment_errors
+        )
+        codes = ",".join(acked.codes)
+        rejected.append(
+            f"set {acked.id} {acked.control_number} {acked.status}"
+            + (f" codes {codes}" if codes else "")
+            + (f" ({errors})" if errors else "")
+        )
+    detail = f"partner acknowledged group {group} with {doc.status}"
+    raise ConflictError(detail + (": " + "; ".join(rejected) if rejected else ""))

@@ -647,10 +647,24 @@ class FreightCharge(TimestampedModel):
     invoice_line = models.ForeignKey(
         InvoiceLine, on_delete=models.SET_NULL, null=True, blank=True, related_name="freight_charges"
     )
+    source_ref = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The source's id of the charge (e.g. a carrier invoice number and line); a resent "
+        "invoice adds nothing.",
+    )
 
     class Meta:
         ordering = ["shipment", "created_at"]
-        constraints = [currency_check("canonical_charge_currency_iso")]
+        constraints = [
+            currency_check("canonical_charge_currency_iso"),
+            # freight_charge_document_apply: a carrier invoice's charge is recorded once.
+            models.UniqueConstraint(
+                fields=["shipment", "source_system", "source_ref"],
+                condition=~Q(source_ref=""),
+                name="canonical_charge_source_uniq",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency}"

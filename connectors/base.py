@@ -104,6 +104,9 @@ class Connector:
     #: payload), for systems of record that take events as writes rather than one HTTP request;
     #: the hub performs it through the side-effect ledger keyed by the event. None: render + send.
     event_operation: ClassVar[str | None] = None
+    #: The operation that acknowledges a received message (an X12 997 per functional group); the hub
+    #: performs it once per message after first processing, with control numbers it keeps.
+    acknowledge_operation: ClassVar[str | None] = None
 
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         """Authenticate an inbound call (HMAC, shared key). Raises AuthError; returns None when valid."""

@@ -17,6 +17,8 @@ ENTRY_POINT_GROUP = "crossdock.connectors"
 BUILTINS: dict[str, str] = {
     "canonical": "connectors.canonical:CONNECTOR",
     "webhook": "connectors.webhook:CONNECTOR",
+    "x12": "connectors.x12:CONNECTOR",
+    "dcsa": "connectors.dcsa:CONNECTOR",
 }
 
 

@@ -157,3 +157,83 @@ class OrderDocument(BaseModel):
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise ValueError("must include a UTC offset (e.g. 2026-11-20T14:05:00Z)")
         return value
+
+
+class CarrierRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    scac: str = Field(min_length=2, max_length=4)
+
+
+class StopDoc(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    sequence: int = Field(ge=1, le=999)
+    kind: str = Field(pattern="^(PICKUP|DELIVERY)$")
+    location: AddressDoc
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
+
+
+class ShipmentDocument(BaseModel):
+    """A shipment tendered by a partner (an X12 204 from a 3PL, ``kind: "shipment"``), upserted by
+    reference with its stops; ``purpose: CANCELLATION`` cancels it through the state machine. Partner
+    detail beyond these fields (parties, references, equipment) is kept on the message, not applied."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    kind: str = Field(pattern="^shipment$")
+    reference: str = Field(min_length=1, max_length=64)
+    purpose: str = Field(default="ORIGINAL", pattern="^(ORIGINAL|CHANGE|REPLACE|CANCELLATION)$")
+    carrier: CarrierRef | None = None
+    stops: list[StopDoc] = Field(default_factory=list)
+    source: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChargeDoc(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    kind: str = Field(pattern="^(LINEHAUL|FUEL|ACCESSORIAL|DETENTION|ADJUSTMENT|OTHER)$")
+    amount: Decimal
+    code: str = ""
+    description: str = ""
+
+
+class FreightChargeDocument(BaseModel):
+    """A carrier's freight invoice for one shipment (an X12 210, ``kind: "freight_charge"``): its
+    charges are recorded on the shipment once per invoice, for audit against the expected cost."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    kind: str = Field(pattern="^freight_charge$")
+    invoice_number: str = Field(min_length=1, max_length=40)
+    shipment: ShipmentRef
+    carrier: CarrierRef | None = None
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    total: Decimal | None = None
+    totals_agree: bool = True
+    charges: list[ChargeDoc] = Field(min_length=1)
+
+
+class AckedSet(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    control_number: str
+    status: str
+    codes: list[str] = Field(default_factory=list)
+    segment_errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class FunctionalAckDocument(BaseModel):
+    """A partner's 997 for a group Crossdock sent (``kind: "functional_ack"``): accepted groups are
+    recorded; a rejected one is dead-lettered naming the sets and segment errors."""
+
+    model_config = ConfigDict(extra="ignore")
+    kind: str = Field(pattern="^functional_ack$")
+    acknowledged: dict[str, str]
+    status: str = Field(pattern="^[AEPRMWX]$")
+    sets: list[AckedSet] = Field(default_factory=list)
+
+
+DOCUMENT_CONTRACTS: dict[str, type[BaseModel]] = {
+    "milestone": MilestoneEvent,
+    "order": OrderDocument,
+    "shipment": ShipmentDocument,
+    "freight_charge": FreightChargeDocument,
+    "functional_ack": FunctionalAckDocument,
+}

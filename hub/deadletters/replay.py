@@ -151,6 +151,12 @@ def pipeline_sweep() -> dict[str, int]:
         except DeadLetter.DoesNotExist:
             continue
         report["auto_replayed"] += bool(outcome.succeeded)
+    from hub.ledger.services import side_effects_due
+    from hub.ledger.tasks import side_effect_retry_task
+
+    for effect_id in side_effects_due():
+        side_effect_retry_task.delay(str(effect_id))
+        report["writes_retried"] = report.get("writes_retried", 0) + 1
     for job_id in ReplayJob.objects.exclude(status=ReplayJob.Status.DONE).values_list("id", flat=True)[:10]:
         from hub.deadletters.tasks import replay_job_run_task
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -33,9 +34,11 @@ from connectors import registry
 from connectors.base import InboundRequest
 from connectors.errors import ConnectorError
 from hub.connections.services import connection_config
+from hub.inbox.acks import acknowledge_on_commit
 from hub.inbox.models import InboundMessage
 from hub.mappings.services import mapping_set_for
 from hub.outbox.services import outbox_events_record_bulk
+from hub.workflows.services import workflows_wake
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +161,11 @@ def _apply_fast(plans: list[_Plan], shipments: dict, subscriptions: list) -> Non
         if not result.duplicate:
             outbox_input.append((result, plan.message))
     outbox_events_record_bulk(results=outbox_input, subscriptions=subscriptions)
+    for plan in plans:
+        acknowledge_on_commit(plan.message)  # first processing (the fast path takes no reprocessing)
+    touched = sorted({result.shipment.reference for result, _message in outbox_input})
+    if touched:
+        transaction.on_commit(partial(workflows_wake, subjects=touched))
 
     now = timezone.now()
     for plan in plans:

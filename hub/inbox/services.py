@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -27,8 +28,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from canonical.contracts.v1 import MilestoneEvent, OrderDocument
-from canonical.documents import order_document_apply
+from canonical.contracts.v1 import (
+    DOCUMENT_CONTRACTS,
+    FreightChargeDocument,
+    FunctionalAckDocument,
+    MilestoneEvent,
+    OrderDocument,
+    ShipmentDocument,
+)
+from canonical.documents import (
+    freight_charge_document_apply,
+    functional_ack_check,
+    order_document_apply,
+    shipment_document_apply,
+)
 from canonical.errors import DomainError
 from canonical.milestones import UnknownShipmentError, shipment_apply_milestone
 from connectors import registry
@@ -40,10 +53,12 @@ from hub.core.correlation import correlation_scope
 from hub.core.wake import claim_helper_slot, wake_clear, wake_on_commit
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record, dead_letter_settle
+from hub.inbox.acks import acknowledge_on_commit
 from hub.inbox.batch import inbound_batch_process
 from hub.inbox.models import InboundMessage
 from hub.mappings.services import mapping_set_for
 from hub.outbox.services import outbox_event_record, subscriptions_active
+from hub.workflows.services import workflows_wake
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +257,8 @@ def inbound_message_process(
             _run_pipeline(
                 message, subscriptions if subscriptions is not None else subscriptions_active(), only_item
             )
+        if message.attempts == 0 and only_item is None:
+            acknowledge_on_commit(message)
         message.attempts += 1
         message.processed_at = timezone.now()
         message.claimed_until = None
@@ -311,6 +328,20 @@ def _run_pipeline(message: InboundMessage, subscriptions: list, only_item: int |
         message.status = InboundMessage.Status.FAILED
 
 
+def _apply_document(doc: Any, *, source: str) -> bool:
+    """Apply one non-milestone document; True when it changed something."""
+    if isinstance(doc, OrderDocument):
+        return order_document_apply(document=doc)[1]
+    if isinstance(doc, ShipmentDocument):
+        return shipment_document_apply(document=doc, source=source)[1]
+    if isinstance(doc, FreightChargeDocument):
+        return freight_charge_document_apply(document=doc, source=source)[1]
+    if isinstance(doc, FunctionalAckDocument):
+        functional_ack_check(document=doc)
+        return True
+    raise TypeError(f"no apply for {type(doc).__name__}")
+
+
 def _kind(doc: Any) -> str:
     return doc.get("kind", "milestone") if isinstance(doc, dict) else "milestone"
 
@@ -348,34 +379,36 @@ def _process_document(
         canonical_docs = connector.map(document, config, mappings)
     except MappingError as exc:
         return fail("map", exc, f"{exc.field}: {exc.detail}")
-    try:
-        orders = [OrderDocument.model_validate(doc) for doc in canonical_docs if _kind(doc) == "order"]
-        events = [MilestoneEvent.model_validate(doc) for doc in canonical_docs if _kind(doc) == "milestone"]
-    except PydanticValidationError as exc:
-        return fail("validate", exc, _validation_detail(exc))
-    unknown = sorted({_kind(doc) for doc in canonical_docs} - {"order", "milestone"})
+    except ParseError as exc:  # a part the connector's reader rejected (e.g. an X12 set)
+        return fail("parse", exc, exc.detail)
+    unknown = sorted({_kind(doc) for doc in canonical_docs} - set(DOCUMENT_CONTRACTS))
     if unknown:
         exc = MappingError(f"unknown canonical document kind {unknown[0]!r}", field="kind", value=unknown[0])
-        return fail("validate", exc, f"kind: {exc.detail}; expected order or milestone")
+        return fail("validate", exc, f"kind: {exc.detail}; expected one of {', '.join(DOCUMENT_CONTRACTS)}")
+    try:
+        documents = [DOCUMENT_CONTRACTS[_kind(doc)].model_validate(doc) for doc in canonical_docs]
+    except PydanticValidationError as exc:
+        return fail("validate", exc, _validation_detail(exc))
 
     outcome = "duplicate"
     try:
         with transaction.atomic():
-            for order in orders:
-                _order, changed = order_document_apply(document=order)
-                if changed:
+            for doc in documents:
+                if isinstance(doc, MilestoneEvent):
+                    result = shipment_apply_milestone(
+                        event=doc,
+                        source=connection.slug,
+                        message_id=message.pk,
+                        carrier_id=connection.carrier_id,
+                    )
+                    if result.duplicate:
+                        continue
                     outcome = "applied"
-            for event in events:
-                result = shipment_apply_milestone(
-                    event=event,
-                    source=connection.slug,
-                    message_id=message.pk,
-                    carrier_id=connection.carrier_id,
-                )
-                if result.duplicate:
-                    continue
-                outcome = "applied"
-                outbox_event_record(result=result, message=message, subscriptions=subscriptions)
+                    outbox_event_record(result=result, message=message, subscriptions=subscriptions)
+                    # A run waiting on this shipment (POD, a resolution) looks again once this commits.
+                    transaction.on_commit(partial(workflows_wake, subjects=[result.shipment.reference]))
+                elif _apply_document(doc, source=connection.slug):
+                    outcome = "applied"
     except UnknownShipmentError as exc:
         detail = f"unknown shipment reference {exc.reference!r}; will retry when the shipment exists"
         return fail("apply", exc, detail, waiting_for=exc.reference)

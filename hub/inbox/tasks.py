@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
-from hub.inbox import dropfolder, polling, services
+from hub.inbox import acks, dropfolder, polling, services
 
 
 @shared_task(name="hub.inbox.drain", soft_time_limit=50, time_limit=60)
@@ -29,3 +29,11 @@ def inbox_poll_task(connection_id: str) -> None:
 def inbox_drop_scan_task() -> None:
     """Beat: take the files partners dropped into connections' drop folders."""
     dropfolder.drop_folders_scan()
+
+
+@shared_task(
+    name="hub.inbox.acknowledge", acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True
+)
+def inbox_acknowledge_task(message_id: str) -> None:
+    """Send a received message's acknowledgements (idempotent through the ledger)."""
+    acks.message_acknowledge(message_id=message_id)

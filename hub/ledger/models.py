@@ -57,3 +57,20 @@ class SideEffect(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.connection.slug}:{self.operation}:{self.business_key}"
+
+
+class ControlCounter(TimestampedModel):
+    """A durable counter per connection and name (X12 interchange and group control numbers)."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="control_counters")
+    name = models.CharField(max_length=40)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["connection", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "name"], name="ledger_counter_conn_name_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection.slug}:{self.name}={self.last_value}"

@@ -33,7 +33,7 @@ from connectors.errors import ConnectorError, NotSupported, TransientError
 from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.core.correlation import correlation_id_get
-from hub.ledger.models import SideEffect
+from hub.ledger.models import ControlCounter, SideEffect
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +87,16 @@ def side_effect_begin(
         SideEffect.objects.filter(pk=effect.pk)
         .exclude(status=SideEffect.Status.DONE)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + timedelta(seconds=LEASE_S), attempts=F("attempts") + 1, payload=payload)
+        .update(lease_until=now + timedelta(seconds=LEASE_S), attempts=F("attempts") + 1)
     )
     effect.refresh_from_db()
     if effect.status == SideEffect.Status.DONE:
         return effect
+    if claimed == 1 and effect.status == SideEffect.Status.FAILED and effect.payload != payload:
+        # A failed write is retried with what the caller sends now (the data may have been fixed);
+        # a pending one keeps its first payload, so a resend is the same write.
+        SideEffect.objects.filter(pk=effect.pk).update(payload=payload)
+        effect.payload = payload
     if claimed != 1:
         raise TransientError(
             f"{operation} {business_key!r} is being written by another worker", retry_after=BUSY_RETRY_S
@@ -99,17 +104,34 @@ def side_effect_begin(
     return Begun(effect=effect, unknown_outcome=effect.attempts > 1)
 
 
+SECRET_MARKERS = ("secret", "password", "token", "api_key")  # result keys never stored in clear
+
+
+def _redact(value: Any) -> Any:
+    """A result as the ledger stores it: values under secret-looking keys replaced (the caller gets
+    the real result back from ``side_effect_perform``'s return only on the attempt that wrote it)."""
+    if isinstance(value, dict):
+        return {
+            key: "(redacted)" if any(m in str(key).lower() for m in SECRET_MARKERS) else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
+
+
 def _record(effect: SideEffect, result: OperationResult, *, found: bool) -> SideEffect:
     SideEffect.objects.filter(pk=effect.pk).update(
         status=SideEffect.Status.DONE,
         external_id=result.external_id,
-        result=result.data,
+        result=_redact(result.data),
         found_by_lookup=found,
         last_error="",
         lease_until=None,
         completed_at=timezone.now(),
     )
     effect.refresh_from_db()
+    effect.result = result.data  # this caller sees what the operation returned, secrets included
     return effect
 
 
@@ -132,6 +154,7 @@ def side_effect_perform(
     ctx: OperationContext = connection_context(connection, direction="outbound")
     try:
         found = None
+        payload = effect.payload  # what the first attempt sent (see side_effect_begin)
         if begun.unknown_outcome:
             try:
                 found = connector.lookup(operation, payload, ctx)
@@ -176,3 +199,62 @@ def side_effect_retry(*, effect_id) -> SideEffect | None:
     except ConnectorError:
         effect.refresh_from_db()
         return effect
+
+
+MAX_CONTROL_NUMBER = 999_999_999  # X12 ISA13/GS06 are at most nine digits; counters wrap to 1
+
+
+def control_number_next(*, connection: Connection, name: str) -> int:
+    """The next value of the connection's counter ``name`` (1..999999999, wrapping). Never repeats
+    a value before wrapping, across processes and restarts (a row lock on the counter)."""
+    with transaction.atomic():
+        counter, _ = ControlCounter.objects.select_for_update().get_or_create(
+            connection=connection, name=name
+        )
+        counter.last_value = counter.last_value % MAX_CONTROL_NUMBER + 1
+        counter.save(update_fields=["last_value", "updated_at"])
+        return counter.last_value
+
+
+def side_effect_payload_once(
+    *, connection: Connection, operation: str, business_key: str, build: Any
+) -> dict[str, Any]:
+    """The payload recorded for this write, else ``build()``: a retry after a crash resends exactly
+    what the first attempt sent (same control numbers), not a new variant of it."""
+    existing = (
+        SideEffect.objects.filter(connection=connection, operation=operation, business_key=business_key)
+        .values_list("payload", flat=True)
+        .first()
+    )
+    return existing if existing else build()
+
+
+SWEEP_RETRY_BASE_S = 15.0  # seconds; back-off base for writes the sweeper retries (doubling, capped)
+SWEEP_RETRY_MAX_S = 3600.0
+SWEEP_MAX_ATTEMPTS = 12  # a write still failing transiently after this many tries is marked failed
+
+
+def side_effects_due(*, limit: int = 50) -> list:
+    """Pending writes whose last attempt failed transiently and whose back-off has passed (the
+    sweeper retries them; writes a workflow owns are retried by the workflow too, harmlessly)."""
+    now = timezone.now()
+    due = []
+    rows = (
+        SideEffect.objects.filter(status=SideEffect.Status.PENDING)
+        .exclude(last_error="")
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("updated_at")
+        .values_list("pk", "attempts", "updated_at")[: limit * 4]
+    )
+    for pk, attempts, updated_at in rows:
+        if attempts >= SWEEP_MAX_ATTEMPTS:
+            SideEffect.objects.filter(pk=pk, status=SideEffect.Status.PENDING).update(
+                status=SideEffect.Status.FAILED
+            )
+            continue
+        wait = min(SWEEP_RETRY_MAX_S, SWEEP_RETRY_BASE_S * 2 ** max(0, attempts - 1))
+        if updated_at + timedelta(seconds=wait) <= now:
+            due.append(pk)
+        if len(due) >= limit:
+            break
+    return due

@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from canonical.contracts.v1 import MilestoneEvent, OrderDocument
+from canonical.contracts.v1 import DOCUMENT_CONTRACTS
 from canonical.errors import ConflictError, ValidationFailed
 from connectors import mapping as mapping_lib
 from connectors import registry
@@ -142,7 +142,10 @@ class Preview:
 
 
 def _contract(doc: dict[str, Any]):
-    return OrderDocument if doc.get("kind") == "order" else MilestoneEvent
+    kind = doc.get("kind", "milestone") if isinstance(doc, dict) else "milestone"
+    if kind not in DOCUMENT_CONTRACTS:
+        raise ValueError(f"unknown canonical document kind {kind!r}")
+    return DOCUMENT_CONTRACTS[kind]
 
 
 def mapping_preview(
@@ -180,7 +183,12 @@ def mapping_preview(
             continue
         for doc in docs:
             try:
-                model = _contract(doc).model_validate(doc)
+                contract = _contract(doc)
+            except ValueError as exc:
+                preview.errors.append(f"{where}: validate: {exc}")
+                continue
+            try:
+                model = contract.model_validate(doc)
             except PydanticValidationError as exc:
                 detail = "; ".join(
                     f"{'.'.join(str(p) for p in err['loc']) or '(document)'}: {err['msg']}"

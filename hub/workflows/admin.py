@@ -12,10 +12,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from canonical.admin import ViewOnlyInline
+from canonical.admin import ServiceModelAdmin, ViewOnlyInline
 from canonical.errors import DomainError
-from hub.workflows import services
-from hub.workflows.models import WorkflowAction, WorkflowRun, WorkflowStep
+from hub.workflows import definitions, services
+from hub.workflows.models import FlowConfig, WorkflowAction, WorkflowRun, WorkflowStep
+from hub.workflows.triggers import flow_config_save
 
 REASON_TEMPLATE = "admin/workflows/action_reason.html"
 PREVIEW_ROWS = 20
@@ -143,3 +144,29 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, REASON_TEMPLATE, context)
+
+
+@admin.register(FlowConfig)
+class FlowConfigAdmin(ServiceModelAdmin):
+    list_display = ("flow", "enabled", "connections", "updated_at")
+    fields = ("flow", "enabled", "connections", "options", "description")
+    readonly_fields = ("description",)
+    readonly_after_create = ("flow",)
+
+    @admin.display(description="What the flow does")
+    def description(self, obj: FlowConfig) -> str:
+        try:
+            flow = definitions.get(obj.flow)
+        except KeyError:
+            return "-"
+        needs = "; ".join(f"{role}: {', '.join(ops)}" for role, ops in flow.requires.items())
+        return f"{flow.description} Needs {needs}." if needs else flow.description
+
+    def service_save(self, *, request, obj, form, data, change) -> FlowConfig:
+        cleaned = form.cleaned_data
+        return flow_config_save(
+            flow=obj.flow if change else cleaned["flow"],
+            enabled=cleaned["enabled"],
+            connections=cleaned.get("connections") or {},
+            options=cleaned.get("options") or {},
+        )

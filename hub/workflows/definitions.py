@@ -43,14 +43,28 @@ class StepContext:
         return self.context.get(step, {}).get(key, default)
 
     def perform(self, *, connection: str, operation: str, business_key: str, payload: dict[str, Any]) -> Any:
-        """One write through the side-effect ledger; returns the SideEffect (``external_id``, ``result``)."""
+        """One write through the side-effect ledger; returns the SideEffect (``external_id``, ``result``).
+
+        ``connection`` is a slug, or a role (``erp``/``tms``/``crm``) of the flow's FlowConfig.
+        """
         from hub.connections.models import Connection
         from hub.ledger.services import side_effect_perform
 
-        target = Connection.objects.get(slug=connection)
+        slug = self.connections.get(connection, connection)
+        target = Connection.objects.get(slug=slug)
         return side_effect_perform(
             connection=target, operation=operation, business_key=business_key, payload=payload
         )
+
+    @property
+    def connections(self) -> dict[str, str]:
+        return self.inputs.get("connections", {})
+
+    def follow(self, subject: str) -> None:
+        """From now on, milestones of shipment ``subject`` wake this run."""
+        if self.run.subject != subject:
+            self.run.subject = subject
+            self.run.save(update_fields=["subject", "updated_at"])
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,9 @@ class Flow:
     description: str = ""
     compensate_on_failure: bool = False  # a permanent step failure undoes the completed steps
     on_escalate: Callable[[StepContext], None] | None = None
+    #: Connection roles the flow writes through and the operations each must offer, e.g.
+    #: {"erp": ("invoice.post",)}; checked when ops staff switch the flow on.
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def step(self, name: str) -> Step:
         for step in self.steps:

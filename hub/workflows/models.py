@@ -26,6 +26,11 @@ class WorkflowRun(TimestampedModel):
     business_key = models.CharField(
         max_length=200, help_text="What the run is about, e.g. an order reference."
     )
+    subject = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The shipment it follows; its milestones wake the run (workflows_wake).",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     inputs = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True, help_text="Outputs of finished steps, by step name.")
@@ -49,6 +54,8 @@ class WorkflowRun(TimestampedModel):
                 name="workflows_run_due_idx",
                 condition=Q(status__in=["running", "waiting", "compensating"]),
             ),
+            # workflows_wake: the waiting runs that follow a shipment a milestone just touched.
+            models.Index(fields=["subject"], name="workflows_run_subject_idx", condition=Q(status="waiting")),
         ]
 
     def __str__(self) -> str:
@@ -103,3 +110,24 @@ class WorkflowAction(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.run}: {self.action}"
+
+
+class FlowConfig(TimestampedModel):
+    """Whether a flow runs, and against which connections (ops staff switch flows on in the admin)."""
+
+    flow = models.CharField(max_length=40, unique=True)
+    enabled = models.BooleanField(default=False)
+    connections = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Role -> connection slug, e.g. {"erp": "tryton", "tms": "karrio"}.',
+    )
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Flow options (see the flow's description)."
+    )
+
+    class Meta:
+        ordering = ["flow"]
+
+    def __str__(self) -> str:
+        return f"{self.flow} ({'on' if self.enabled else 'off'})"

@@ -49,7 +49,7 @@ def _act(run: WorkflowRun, action: str, *, reason: str = "", actor: str = "", st
 
 
 def workflow_start(
-    *, flow: str, business_key: str, inputs: dict[str, Any], actor: str = "system"
+    *, flow: str, business_key: str, inputs: dict[str, Any], actor: str = "system", subject: str = ""
 ) -> tuple[WorkflowRun, bool]:
     """Start ``flow`` (its latest version) for ``business_key``. Idempotent: a second start returns
     the existing run and ``False``. Raises NotFoundError for an unknown flow."""
@@ -66,6 +66,7 @@ def workflow_start(
                 flow=flow,
                 flow_version=definition.version,
                 business_key=business_key,
+                subject=subject,
                 inputs=inputs,
                 wake_at=timezone.now(),
                 correlation_id=correlation_id_get() or correlation_id_new(),
@@ -283,9 +284,16 @@ def workflows_due(*, limit: int = 200) -> list[UUID]:
     )
 
 
-def workflows_wake(*, flow: str | None = None, business_keys: list[str]) -> int:
-    """Look at waiting runs about these business keys now (a milestone, POD or approval arrived)."""
-    runs = WorkflowRun.objects.filter(status=WorkflowRun.Status.WAITING, business_key__in=business_keys)
+def workflows_wake(
+    *, flow: str | None = None, business_keys: list[str] | None = None, subjects: list[str] | None = None
+) -> int:
+    """Look at waiting runs about these business keys or shipments now (a milestone, POD or an
+    approval arrived) instead of at their next scheduled look."""
+    runs = WorkflowRun.objects.filter(status=WorkflowRun.Status.WAITING)
+    if business_keys is not None:
+        runs = runs.filter(business_key__in=business_keys)
+    if subjects is not None:
+        runs = runs.filter(subject__in=subjects)
     if flow is not None:
         runs = runs.filter(flow=flow)
     ids = list(runs.values_list("pk", flat=True))

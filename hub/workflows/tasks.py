@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from hub.workflows import services
+from hub.workflows import services, triggers
 
 
 @shared_task(
@@ -15,6 +15,8 @@ def workflow_advance_task(run_id: str) -> None:
 
 @shared_task(name="hub.workflows.sweep", soft_time_limit=50, time_limit=60, ignore_result=True)
 def workflows_sweep_task() -> None:
-    """Beat: advance runs whose wake-up time has come (retries, waits, crashed workers' runs)."""
+    """Beat: start runs for facts that have none, then advance runs whose wake-up time has come
+    (retries, waits, SLA checks, runs of a worker that died)."""
+    triggers.workflow_triggers_scan()
     for run_id in services.workflows_due():
         workflow_advance_task.delay(str(run_id))

@@ -102,3 +102,17 @@ def test_an_unknown_operation_is_refused_before_anything_is_recorded(connection)
 def test_a_write_inside_a_transaction_is_refused_because_the_intent_must_commit_first(connection):
     with transaction.atomic(), pytest.raises(RuntimeError, match="outside a transaction"):
         perform(connection, key="SO-5")
+
+
+def test_secrets_in_a_result_are_not_stored_in_the_ledger(connection, test_peer_connector):
+    effect = perform(connection, key="SO-6", name="hook")
+    assert effect.result == {"name": "hook"}
+    from connectors.base import OperationResult
+    from hub.ledger.services import _record
+
+    recorded = _record(
+        effect, OperationResult(external_id="w1", data={"secret": "whsec_x", "url": "u"}), found=False
+    )
+    assert recorded.result == {"secret": "whsec_x", "url": "u"}  # the caller gets it once
+    recorded.refresh_from_db()
+    assert recorded.result == {"secret": "(redacted)", "url": "u"}

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from django.db import transaction
 from django.db.models import Prefetch
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import serializers as drf_serializers
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from canonical.models import (
     Carrier,
@@ -19,6 +26,9 @@ from canonical.models import (
 from hub.api.v1 import filtersets
 from hub.api.v1.scoping import principal_for, restrict
 from hub.api.v1.serializers import canonical as s
+from hub.connections.models import Connection
+from hub.outbox.tasks import shipment_tender_task
+from hub.outbox.tenders import shipment_tender_check
 
 
 class ScopedViewSet(
@@ -76,6 +86,10 @@ class OrderViewSet(ScopedViewSet):
     filterset_class = filtersets.OrderFilterSet
 
 
+class TenderRequestSerializer(drf_serializers.Serializer):
+    connection = drf_serializers.SlugField()
+
+
 class ShipmentViewSet(ScopedViewSet):
     queryset = Shipment.objects.select_related("carrier", "customer").prefetch_related(
         "external_refs",
@@ -87,6 +101,34 @@ class ShipmentViewSet(ScopedViewSet):
     )
     serializer_class = s.ShipmentSerializer
     filterset_class = filtersets.ShipmentFilterSet
+
+    @extend_schema(request=TenderRequestSerializer, responses={202: OpenApiResponse(description="queued")})
+    @action(detail=True, methods=["post"])
+    def tender(self, request, **kwargs):
+        """Tender the shipment to a carrier or 3PL through a connection (e.g. an X12 204); 202, sent
+        by a worker through the side-effect ledger (once per shipment and connection)."""
+        principal = principal_for(request)
+        if principal is None or not principal.is_admin:
+            raise exceptions.PermissionDenied("only an admin client may tender shipments")
+        shipment = self.get_object()
+        body = TenderRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        connection = Connection.objects.filter(slug=body.validated_data["connection"], is_active=True).first()
+        if connection is None:
+            raise exceptions.ValidationError(
+                {"connection": [f"no active connection {body.validated_data['connection']!r}"]}
+            )
+        shipment_tender_check(shipment=shipment, connection=connection)
+        transaction.on_commit(partial(shipment_tender_task.delay, str(shipment.pk), str(connection.pk)))
+        return Response(
+            {
+                "status": "queued",
+                "shipment": shipment.reference,
+                "connection": connection.slug,
+                "operation": "tender.204",
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class InvoiceViewSet(ScopedViewSet):

@@ -1,0 +1,241 @@
+"""`x12`: ANSI X12 transportation documents: 214, 990, 210, 204 and 997 in; 204 and 997 out.
+
+Inbound (``parse`` then ``map``), pure:
+- ``parse`` reads the message as it comes (delimiters from ISA, any terminator, BOM, CRLF,
+  indentation, non-fixed-width ISA, several interchanges/groups/sets, bare ST..SE) and checks every
+  envelope (``parser`` module docstring: the full table of problems and what each rejects).
+  It returns one document per transaction set, including rejected ones (they carry their reasons),
+  the non-fatal problems as strings, and ``acknowledgements``: one group result per received group,
+  which the hub renders with ``render_997`` and sends back to the partner. A problem with the
+  interchange itself (no ISA/GS/ST, IEA missing or not matching ISA13) raises ParseError naming the
+  segment, its line and what was expected vs found.
+- ``map`` turns one set into canonical documents (``mapping`` module): 214 -> milestones,
+  990 -> TENDER_ACCEPTED/REJECTED, 210 -> ``freight_charge``, 204 -> ``shipment``,
+  997 -> ``functional_ack``. A rejected set raises ParseError (stage parse) with its reasons.
+
+Outbound: ``render.render_204`` and ``render.render_997`` (pure, control numbers from the caller).
+There is no ``send``: files travel through the hub's drop-folder transport.
+
+Why our own parser (docs/subsystems/x12.md has the evaluation): pyx12 is HIPAA-oriented and
+refused 6 of the 8 samples (BOM, bare sets, non-fixed-width ISA, ISA12 00400); pyedi wraps pyx12;
+badX12 does not import on Python 3.12; Bots is GPL-3.0 and a whole translator. The envelope is a
+small, well-specified grammar: the reader and envelope checks are ~1,000 lines (with their docs), tested by
+golden, broken-variant and fuzz tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from canonical.contracts.v1 import EventType
+from connectors.base import (
+    Connector,
+    ConnectorSpec,
+    InboundRequest,
+    OperationContext,
+    OperationResult,
+    ParseResult,
+)
+from connectors.errors import AuthError, ParseError, PermanentError, TransientError
+from connectors.mapping import MappingSet, load_defaults
+from connectors.x12 import documents as x12_documents
+from connectors.x12 import mapping as x12_mapping
+from connectors.x12 import parser as x12_parser
+from connectors.x12.render import ControlNumbers, next_control_number, render_204, render_997
+
+__all__ = [
+    "CONNECTOR",
+    "Config",
+    "ControlNumbers",
+    "X12ParseResult",
+    "next_control_number",
+    "render_204",
+    "render_997",
+]
+
+DEFAULT_MAPPINGS = load_defaults(__file__)
+NATURAL_ID_SCAN_CHARS = 400  # characters read by natural_id (an ISA is 106; BOM and whitespace allowed)
+
+
+class Config(BaseModel):
+    """One trading partner. ``sender_*`` is Crossdock's side (ISA05/06 and GS02 of what we send, ISA07/08
+    of what we receive); ``receiver_*`` is the partner's. Delimiters and versions apply to outbound."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender_id_qualifier: str = Field(default="ZZ", pattern=r"^[A-Z0-9]{2}$")
+    sender_id: str = Field(default="", max_length=15)
+    receiver_id_qualifier: str = Field(default="ZZ", pattern=r"^[A-Z0-9]{2}$")
+    receiver_id: str = Field(default="", max_length=15)
+    gs_sender_code: str = Field(default="", max_length=15, description="GS02; default: sender_id")
+    gs_receiver_code: str = Field(default="", max_length=15, description="GS03; default: receiver_id")
+    usage_indicator: Literal["P", "T"] = "P"
+    interchange_version: str = Field(default="00401", pattern=r"^\d{5}$")
+    group_version: str = Field(default="004010", pattern=r"^\d{6}[A-Z0-9]{0,6}$")
+    element_separator: str = Field(default="*", min_length=1, max_length=1)
+    segment_terminator: str = Field(default="~", min_length=1, max_length=1)
+    component_separator: str = Field(default=">", min_length=1, max_length=1)
+    repetition_separator: str = Field(default="^", min_length=1, max_length=1)
+    newline_after_segment: bool = False
+    acknowledgment_requested: bool = False
+    send_997: bool = Field(default=True, description="acknowledge every received group with a 997")
+    outbound_url: HttpUrl | None = Field(
+        default=None,
+        description="Where outbound interchanges (997s, 204 tenders) are POSTed as application/edi-x12 "
+        "(the partner's AS2/HTTP gateway); empty: nothing is sent.",
+    )
+    timeout_s: float = Field(default=30, gt=0, le=300, description="Seconds to wait for the partner.")
+
+    @model_validator(mode="after")
+    def _delimiters_distinct(self) -> Config:
+        delimiters = [
+            self.element_separator,
+            self.segment_terminator,
+            self.component_separator,
+            self.repetition_separator,
+        ]
+        if len(set(delimiters)) != len(delimiters):
+            raise ValueError("element, segment, component and repetition separators must all differ")
+        if any(ch.isalnum() or ch == " " for ch in delimiters):
+            raise ValueError("a delimiter cannot be a letter, digit or space")
+        return self
+
+
+@dataclass(frozen=True)
+class X12ParseResult(ParseResult):
+    """``ParseResult`` plus one 997 input per received functional group (see ``render_997``)."""
+
+    acknowledgements: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _outbound(mappings: Any) -> MappingSet:
+    if isinstance(mappings, MappingSet):
+        return mappings
+    return MappingSet.from_data(DEFAULT_MAPPINGS.get("outbound"))
+
+
+def _mapping_set(mappings: Any) -> MappingSet:
+    if isinstance(mappings, MappingSet):
+        return mappings
+    return MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
+
+
+class X12Connector(Connector):
+    #: Outbound interchanges, POSTed to ``config.outbound_url``. The payload carries the control
+    #: numbers the hub drew from its durable per-connection counter (``control``: interchange, group,
+    #: transaction_set), so a resend after a crash is byte-for-byte the same interchange and the
+    #: partner's duplicate check recognises it.
+    operations = ("ack.997", "tender.204")
+    acknowledge_operation = "ack.997"
+
+    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
+        config = ctx.config
+        try:
+            control = ControlNumbers(**payload["control"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PermanentError(f"{operation}: control numbers missing or invalid: {exc}") from None
+        if operation == "ack.997":
+            body = render_997(payload["group"], config, control=control)
+        elif operation == "tender.204":
+            body = render_204(payload["shipment"], config, control=control, mappings=_outbound(ctx.mappings))
+        else:
+            raise PermanentError(f"x12 has no operation {operation!r}")
+        if config.outbound_url is None:
+            raise PermanentError(
+                f"{operation}: the connection has no outbound_url to send the interchange to"
+            )
+        status, _headers, response, _ms = ctx.client.request(
+            "POST", str(config.outbound_url), headers={"Content-Type": "application/edi-x12"}, body=body
+        )
+        excerpt = response[:200].decode("utf-8", "replace")
+        if status in (401, 403):
+            raise AuthError(f"partner refused the interchange: HTTP {status} {excerpt}", status_code=status)
+        if status in (408, 429) or status >= 500:
+            raise TransientError(f"partner answered HTTP {status} {excerpt}", status_code=status)
+        if not 200 <= status < 300:
+            raise PermanentError(
+                f"partner rejected the interchange: HTTP {status} {excerpt}", status_code=status
+            )
+        return OperationResult(
+            external_id=f"{control.interchange:09d}",
+            data={"interchange": control.interchange, "group": control.group, "bytes": len(body)},
+        )
+
+    def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
+        """``isa:<ISA05>:<ISA06>:<ISA13>``: a resent interchange is the same message. None for bare sets."""
+        head = request.body[: NATURAL_ID_SCAN_CHARS * 4]
+        try:
+            text, _ = x12_parser.decode(head)
+        except ParseError:
+            return None
+        text = text.lstrip()
+        if not text.startswith("ISA"):
+            return None
+        try:
+            delims, length, _ = x12_parser.isa_delimiters(text, 0, x12_parser._Lines(text))
+        except ParseError:
+            return None
+        isa = text[:length].split(delims.element)
+        if len(isa) < 14 or not isa[13].strip():
+            return None
+        return f"isa:{isa[5].strip()}:{isa[6].strip()}:{isa[13].strip()}"
+
+    def parse(self, request: InboundRequest, config: BaseModel) -> X12ParseResult:
+        try:
+            reading = x12_parser.read(request.body)
+        except ParseError as exc:
+            kind = request.content_type.split(";")[0].strip().lower()
+            if kind == "application/json":
+                raise ParseError(f"{exc.detail}; the x12 connector reads X12 text, not {kind}") from None
+            raise
+        problems = [str(p) for p in reading.all_problems()]
+        acknowledgements = x12_documents.group_results(reading) if getattr(config, "send_997", True) else []
+        return X12ParseResult(
+            documents=x12_documents.documents(reading), problems=problems, acknowledgements=acknowledgements
+        )
+
+    def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
+        if document.get("rejected"):
+            raise ParseError(
+                "transaction set rejected: " + "; ".join(document["rejected"]),
+                position=f"{document.get('set')} {document.get('control_number')!r} at line {document.get('line')}",
+            )
+        return x12_mapping.map_set(document, _mapping_set(mappings))
+
+
+_EVENT_TARGETS = [*(e.value for e in EventType), x12_mapping.IGNORE]
+
+CONNECTOR = ConnectorSpec(
+    key="x12",
+    label="ANSI X12 (204, 210, 214, 990, 997)",
+    system="partner",
+    version="1.0",
+    config_schema=Config,
+    connector=X12Connector,
+    description=(
+        "Reads X12 214 status, 990 tender response, 210 freight invoice, 204 load tender and 997 "
+        "acknowledgment interchanges with envelope validation; renders 204 tenders and 997s."
+    ),
+    default_mappings=DEFAULT_MAPPINGS,
+    mapping_targets={
+        "codes": {
+            "at7_status": _EVENT_TARGETS,
+            "at7_status_reason": _EVENT_TARGETS,
+            "at7_appointment": _EVENT_TARGETS,
+            "b1_action": _EVENT_TARGETS,
+            "time_code": None,  # an IANA zone or an offset like -06:00 (checked when used)
+            "b2a_purpose": ["ORIGINAL", "CANCELLATION", "CHANGE", "REPLACE"],
+            "stop_reason": ["PICKUP", "DELIVERY"],
+            "l1_charge": ["LINEHAUL", "FUEL", "ACCESSORIAL", "DETENTION", "ADJUSTMENT", "OTHER"],
+            # outbound
+            "stop_kind": None,
+            "purpose": None,
+            "window_date_qualifier": None,
+            "window_time_qualifier": None,
+        },
+        "fields": list(x12_mapping.DEFAULT_PATHS),
+    },
+)

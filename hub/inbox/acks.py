@@ -1,0 +1,80 @@
+"""Acknowledging received messages to their sender (X12: one 997 per functional group).
+
+After a message is first processed, the connector's ``acknowledge_operation`` is performed once per
+acknowledgement its reader produced, through the side-effect ledger keyed by the message and the
+group, with control numbers drawn once from the connection's durable counters and kept in the
+ledger row: a retry after a crash resends the identical interchange, never a second one with new
+numbers. A connection without an outbound address is not acknowledged (the trace says so).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from uuid import UUID
+
+from django.db import transaction
+
+from connectors import registry
+from connectors.base import InboundRequest
+from connectors.errors import ConnectorError
+from hub.connections.services import connection_config
+from hub.inbox.models import InboundMessage
+from hub.ledger.services import control_number_next, side_effect_payload_once, side_effect_perform
+
+logger = logging.getLogger(__name__)
+
+
+def acknowledge_on_commit(message: InboundMessage) -> None:
+    """Once a message's first processing commits, send its acknowledgements (a task, by id)."""
+    if registry.get(message.connection.connector).connector.acknowledge_operation is None:
+        return
+    from hub.inbox.tasks import inbox_acknowledge_task
+
+    transaction.on_commit(partial(inbox_acknowledge_task.delay, str(message.pk)))
+
+
+def message_acknowledge(*, message_id: UUID) -> int:
+    """Send the acknowledgements of one received message. Idempotent; returns how many were sent."""
+    message = InboundMessage.objects.select_related("connection").filter(pk=message_id).first()
+    if message is None:
+        return 0
+    connection = message.connection
+    spec = registry.get(connection.connector)
+    operation = spec.connector.acknowledge_operation
+    if operation is None:
+        return 0
+    config = connection_config(connection)
+    if getattr(config, "outbound_url", "unset") is None:
+        return 0  # nowhere to send it: the partner gets no acknowledgement (documented per connector)
+    request = InboundRequest(
+        body=bytes(message.body), content_type=message.content_type, headers=message.headers
+    )
+    try:
+        parsed = spec.instance().parse(request, config)
+    except ConnectorError:
+        return 0  # an unreadable interchange: nothing to acknowledge group by group
+    sent = 0
+    for group in getattr(parsed, "acknowledgements", []):
+        key = f"{message.idempotency_key}:{group.get('functional_id', '')}:{group.get('control_number', '')}"
+
+        def build(group=group) -> dict:
+            return {
+                "group": group,
+                "control": {
+                    "interchange": control_number_next(connection=connection, name="interchange"),
+                    "group": control_number_next(connection=connection, name="group"),
+                    "transaction_set": 1,
+                },
+            }
+
+        payload = side_effect_payload_once(
+            connection=connection, operation=operation, business_key=key, build=build
+        )
+        try:
+            side_effect_perform(connection=connection, operation=operation, business_key=key, payload=payload)
+        except ConnectorError as exc:
+            logger.warning("acknowledging %s group %s failed: %s", message.pk, key, exc.detail)
+            continue  # recorded on the ledger row; the ledger sweep retries transient failures
+        sent += 1
+    return sent
