@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "crossdock.connectors"
 BUILTINS: dict[str, str] = {
     "canonical": "connectors.canonical:CONNECTOR",
     "webhook": "connectors.webhook:CONNECTOR",
+    "tryton": "connectors.tryton:CONNECTOR",
     "x12": "connectors.x12:CONNECTOR",
     "dcsa": "connectors.dcsa:CONNECTOR",
 }

@@ -1,0 +1,162 @@
+"""`tryton`: Tryton 8.0 ERP over JSON-RPC. Polls confirmed sales as orders; writes shipment links,
+freight cost, invoice posting and credit notes back.
+
+Capabilities:
+
+- ``poll``: one page of sales in ``poll_states`` (default confirmed, processing, done) modified after
+  the cursor ``<last_modified_at>|<id>``, each read with its party, addresses and lines in the same
+  call, as one JSON message per sale (operations.sales_poll).
+- ``natural_id``: ``sale:<id>:<last_modified_at>`` (Tryton's ``COALESCE(write_date, create_date)``),
+  so a re-read of an unchanged sale is a duplicate and a changed sale is a new message.
+- ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
+- ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
+  ``invoice.credit`` (operations.py; each is safe to run again and lookup only reads).
+
+The secret is the Tryton user's password. Sessions are cached per process and renewed on HTTP 401.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from connectors.base import (
+    Connector,
+    ConnectorSpec,
+    InboundRequest,
+    OperationContext,
+    OperationResult,
+    ParseResult,
+    PollResult,
+)
+from connectors.errors import NotSupported, ParseError
+from connectors.mapping import MappingSet, load_defaults
+from connectors.tryton import operations
+from connectors.tryton.client import TrytonClient
+from connectors.tryton.mapping import INBOUND_FIELDS, OUTBOUND_FIELDS, sale_to_order
+
+DEFAULT_MAPPINGS = load_defaults(__file__)
+SALE_STATES = ("draft", "quotation", "confirmed", "processing", "done", "cancelled")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl = Field(
+        description="Server root, e.g. http://erp.example:8000 (JSON-RPC at /<database>/rpc/)."
+    )
+    database: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=100)
+    company: int | None = Field(
+        default=None, ge=1, description="Company id; default: the user's current one."
+    )
+    timeout_s: float = Field(default=30, gt=0, le=300, description="Seconds to wait for one RPC answer.")
+    page_size: int = Field(default=100, ge=1, le=500, description="Sales read per poll.")
+    poll_states: list[str] = Field(default_factory=lambda: ["confirmed", "processing", "done"], min_length=1)
+    settle_s: float = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description="Seconds a sale's last change must be old (server clock) before a poll hands it over.",
+    )
+    ref_system: str = Field(
+        default="tryton",
+        min_length=1,
+        max_length=40,
+        description="System name on external refs; set one per Tryton instance when there are several.",
+    )
+
+    @field_validator("poll_states")
+    @classmethod
+    def _known_states(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SALE_STATES))
+        if unknown:
+            raise ValueError(f"unknown sale state(s) {', '.join(unknown)}; expected {', '.join(SALE_STATES)}")
+        return value
+
+
+def _mappings(mappings: Any, direction: str) -> MappingSet:
+    if isinstance(mappings, MappingSet):
+        return mappings
+    return MappingSet.from_data(DEFAULT_MAPPINGS.get(direction))
+
+
+class TrytonConnector(Connector):
+    operations = ("sale.link_shipment", "shipment.record_cost", "invoice.post", "invoice.credit")
+
+    def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
+        try:
+            doc = json.loads(request.body)
+        except ValueError:
+            return None
+        if isinstance(doc, dict) and doc.get("id") is not None and doc.get("last_modified_at"):
+            return f"sale:{doc['id']}:{doc['last_modified_at']}"
+        return None
+
+    def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
+        try:
+            doc = json.loads(request.body)
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
+        except json.JSONDecodeError as exc:
+            raise ParseError(
+                f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
+            ) from None
+        if not isinstance(doc, dict) or "id" not in doc or "lines" not in doc:
+            raise ParseError("expected one Tryton sale object (with id and lines), as the poll stores them")
+        return ParseResult(documents=[doc])
+
+    def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
+        ref_system = getattr(config, "ref_system", "tryton")
+        return [sale_to_order(document, _mappings(mappings, "inbound"), ref_system=ref_system)]
+
+    def poll(self, cursor: str | None, ctx: OperationContext) -> PollResult:
+        return operations.sales_poll(TrytonClient.from_context(ctx), ctx.config, cursor)
+
+    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
+        client = TrytonClient.from_context(ctx)
+        if operation == "sale.link_shipment":
+            return operations.link_shipment(client, payload, _mappings(ctx.mappings, "outbound"))
+        if operation == "shipment.record_cost":
+            return operations.record_cost(client, payload)
+        if operation == "invoice.post":
+            return operations.invoice_post(client, payload)
+        if operation == "invoice.credit":
+            return operations.invoice_credit(client, payload)
+        raise NotSupported(f"tryton has no operation {operation!r}")
+
+    def lookup(
+        self, operation: str, payload: dict[str, Any], ctx: OperationContext
+    ) -> OperationResult | None:
+        client = TrytonClient.from_context(ctx)
+        if operation == "sale.link_shipment":
+            return operations.link_shipment_lookup(client, payload, _mappings(ctx.mappings, "outbound"))
+        if operation == "shipment.record_cost":
+            return operations.record_cost_lookup(client, payload)
+        if operation == "invoice.post":
+            return operations.invoice_post_lookup(client, payload)
+        if operation == "invoice.credit":
+            return operations.invoice_credit_lookup(client, payload)
+        raise NotSupported(f"tryton has no operation {operation!r}")
+
+
+CONNECTOR = ConnectorSpec(
+    key="tryton",
+    label="Tryton ERP (JSON-RPC)",
+    system="erp",
+    version="1.0",
+    config_schema=Config,
+    connector=TrytonConnector,
+    secret_fields=("password",),
+    description=(
+        "Polls confirmed Tryton 8.0 sales as orders; links TMS shipments, records freight cost, posts "
+        "invoices with the actual freight and issues credit notes."
+    ),
+    default_mappings=DEFAULT_MAPPINGS,
+    mapping_targets={
+        "codes": {"sale_state": ["DRAFT", "CONFIRMED", "CANCELLED"], "unit": None},
+        "fields": [*INBOUND_FIELDS, *OUTBOUND_FIELDS],
+    },
+)

@@ -1,0 +1,718 @@
+"""What the `tryton` connector does in Tryton: polling sales and the four writes.
+
+All I/O goes through ``client.TrytonClient`` (which uses only the hub's HTTP client). Every write is
+written as "make Tryton look like this" rather than "do this once": each step reads first and only
+writes what differs, so running an operation again after a timeout or a crash finishes the job
+instead of repeating it. ``lookup_*`` only read.
+
+Payload conventions (canonical JSON from the hub): a sale is named by ``sale_id`` (int),
+``sale_number`` (str) or ``sale`` (an int is an id, a string a number); money is a decimal string or
+number; ``currency`` an ISO code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connectors.base import OperationResult, PollResult
+from connectors.errors import PermanentError, TransientError
+from connectors.mapping import MappingSet
+from connectors.tryton.client import TrytonClient, jsonable, nest
+from connectors.tryton.mapping import is_freight_line, write_targets
+
+# What a polled sale carries: one search_read per page reads all of it through dotted fields.
+_ADDRESS = ("street", "city", "postal_code", "country.code", "subdivision.code", "party_name", "full_address")
+SALE_FIELDS: tuple[str, ...] = (
+    "number",
+    "reference",
+    "description",
+    "comment",
+    "state",
+    "shipment_state",
+    "invoice_state",
+    "sale_date",
+    "shipping_date",
+    "create_date",
+    "write_date",
+    "last_modified_at",
+    "currency.code",
+    "untaxed_amount",
+    "total_amount",
+    "carrier.party.name",
+    "party.name",
+    "party.code",
+    "party.email",
+    "party.phone",
+    "party.contact_mechanisms.type",
+    "party.contact_mechanisms.value",
+    *(f"party.addresses.{name}" for name in _ADDRESS),
+    *(f"invoice_address.{name}" for name in _ADDRESS),
+    *(f"shipment_address.{name}" for name in _ADDRESS),
+    "lines.sequence",
+    "lines.type",
+    "lines.product.code",
+    "lines.product.name",
+    "lines.description",
+    "lines.quantity",
+    "lines.unit.symbol",
+    "lines.unit_price",
+    "lines.amount",
+    "lines.shipment_cost",
+)
+_SALE_ORDER = [["last_modified_at", "ASC"], ["id", "ASC"]]
+_OPEN_INVOICE = ("draft", "validated")
+_DONE_INVOICE = ("posted", "paid")
+
+
+# --- Poll ------------------------------------------------------------------------------------------------
+
+
+def cursor_format(modified_at: dt.datetime, sale_id: int) -> str:
+    """``<last_modified_at, naive UTC ISO, microseconds>|<sale id>``: the last sale handed over."""
+    return f"{modified_at.isoformat(timespec='microseconds')}|{sale_id}"
+
+
+def cursor_parse(cursor: str | None) -> tuple[dt.datetime, int] | None:
+    if not cursor:
+        return None
+    stamp, _, sale_id = cursor.partition("|")
+    try:
+        return dt.datetime.fromisoformat(stamp), int(sale_id)
+    except ValueError:
+        raise PermanentError(
+            f"unreadable Tryton poll cursor {cursor!r}; expected '<ISO timestamp>|<id>'"
+        ) from None
+
+
+def sales_poll(client: TrytonClient, config: Any, cursor: str | None) -> PollResult:
+    """One page of sales in ``config.poll_states`` modified after ``cursor``, oldest first.
+
+    Order and cursor are (last_modified_at, id): sales modified in one transaction share a timestamp,
+    and the id tie-break hands each over exactly once, even across pages.
+
+    Settling: Tryton stamps a write with its transaction's *start*, so a long transaction can commit
+    a timestamp older than one already handed over. Sales modified less than ``config.settle_s``
+    seconds before the server's clock (its HTTP ``Date``) are left for the next poll, so such a
+    transaction has that long to commit before the cursor passes its timestamp.
+    """
+    after = cursor_parse(cursor)
+    domain: list[Any] = [["state", "in", list(config.poll_states)]]
+    if config.company is not None:
+        domain.append(["company", "=", config.company])
+    if after is not None:
+        stamp, sale_id = after
+        domain.append(
+            [
+                "OR",
+                [["last_modified_at", ">", stamp]],
+                [["last_modified_at", "=", stamp], ["id", ">", sale_id]],
+            ]
+        )
+    answer = client.call_answer(
+        "model.sale.sale.search_read", domain, 0, config.page_size, _SALE_ORDER, list(SALE_FIELDS)
+    )
+    cutoff = None
+    if config.settle_s and answer.server_time is not None:
+        cutoff = answer.server_time - dt.timedelta(seconds=config.settle_s)
+    messages: list[bytes] = []
+    next_cursor = cursor
+    for row in answer.result:
+        modified_at = row["last_modified_at"]
+        if cutoff is not None and modified_at > cutoff:
+            break  # ordered by time: every later row is too fresh as well
+        document = jsonable(nest(row))
+        messages.append(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+        next_cursor = cursor_format(modified_at, row["id"])
+    return PollResult(messages=messages, cursor=next_cursor)
+
+
+# --- Shared reads ----------------------------------------------------------------------------------------
+
+
+def _money(payload: Mapping[str, Any], name: str, *, required: bool = True) -> Decimal | None:
+    value = payload.get(name)
+    if value is None or value == "":
+        if required:
+            raise PermanentError(f"payload has no {name}")
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise PermanentError(f"payload {name} {value!r} is not a number") from None
+    if not amount.is_finite() or amount < 0:
+        raise PermanentError(f"payload {name} must be a non-negative number, got {value!r}")
+    return amount
+
+
+def _sale_domain(payload: Mapping[str, Any]) -> tuple[list[Any], str]:
+    sale_id, number = payload.get("sale_id"), payload.get("sale_number")
+    generic = payload.get("sale")
+    if sale_id is None and number is None and generic is not None:
+        if isinstance(generic, int) and not isinstance(generic, bool):
+            sale_id = generic
+        else:
+            number = str(generic)
+    if sale_id is not None:
+        try:
+            return [["id", "=", int(sale_id)]], f"sale id {sale_id}"
+        except (TypeError, ValueError):
+            raise PermanentError(f"payload sale_id {sale_id!r} is not an integer") from None
+    if number:
+        return [["number", "=", str(number)]], f"sale number {number!r}"
+    raise PermanentError("payload names no sale (sale_id, sale_number or sale)")
+
+
+_SALE_OP_FIELDS = [
+    "number",
+    "state",
+    "reference",
+    "description",
+    "comment",
+    "party",
+    "currency.code",
+    "shipments",
+    "invoices",
+    "carrier.party.name",
+    "carrier.carrier_product",
+    "lines.shipment_cost",
+]
+
+
+def sale_get(client: TrytonClient, payload: Mapping[str, Any]) -> dict[str, Any]:
+    domain, label = _sale_domain(payload)
+    rows = client.call("model.sale.sale.search_read", domain, 0, 2, None, _SALE_OP_FIELDS)
+    if not rows:
+        raise PermanentError(f"Tryton has no {label}")
+    if len(rows) > 1:
+        raise PermanentError(f"{label} matches several Tryton sales; send sale_id")
+    return nest(rows[0])
+
+
+def _shipments(client: TrytonClient, sale: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The sale's customer shipments that are not cancelled, by id."""
+    ids = sale.get("shipments") or []
+    if not ids:
+        return []
+    rows = client.call(
+        "model.stock.shipment.out.read",
+        ids,
+        ["number", "state", "reference", "cost", "cost_used", "cost_edit", "cost_currency_used.code"],
+    )
+    return sorted((nest(row) for row in rows if row["state"] != "cancelled"), key=lambda row: row["id"])
+
+
+def _no_shipment(sale: Mapping[str, Any]) -> Exception:
+    if sale["state"] == "confirmed":
+        return TransientError(f"sale {sale['number']} is confirmed but not processed yet: no shipment")
+    return PermanentError(f"sale {sale['number']} has no customer shipment")
+
+
+# --- sale.link_shipment ----------------------------------------------------------------------------------
+
+
+def _link_plan(
+    client: TrytonClient, payload: Mapping[str, Any], mappings: MappingSet
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    if not payload.get("tms_shipment_id"):
+        raise PermanentError("payload has no tms_shipment_id")
+    writes = write_targets(
+        mappings,
+        {
+            "tms_shipment_id": payload.get("tms_shipment_id"),
+            "tracking_number": payload.get("tracking_number"),
+        },
+    )
+    sale = sale_get(client, payload)
+    shipments = _shipments(client, sale)
+    if writes["shipment"] and not shipments:
+        raise _no_shipment(sale)
+    sale_changes = {k: v for k, v in writes["sale"].items() if sale.get(k) != v}
+    shipment_changes = writes["shipment"]
+    return sale, shipments, sale_changes, shipment_changes
+
+
+def _link_result(
+    sale: Mapping[str, Any], shipments: list[dict], payload: Mapping[str, Any]
+) -> OperationResult:
+    return OperationResult(
+        external_id=str(sale["id"]),
+        data={
+            "sale_id": sale["id"],
+            "sale_number": sale["number"],
+            "shipment_ids": [s["id"] for s in shipments],
+            "tms_shipment_id": payload.get("tms_shipment_id"),
+            "tracking_number": payload.get("tracking_number"),
+            "carrier": payload.get("carrier"),
+            "tryton_carrier": (sale.get("carrier") or {}).get("party", {}).get("name"),
+        },
+    )
+
+
+def link_shipment(client: TrytonClient, payload: Mapping[str, Any], mappings: MappingSet) -> OperationResult:
+    """Write the TMS shipment id on the sale and the tracking number on its customer shipments.
+
+    Targets come from the outbound field map (default ``sale.reference`` and ``shipment.reference``;
+    Tryton shows the sale reference in the shipment's and invoice's origins). The TMS carrier name
+    is echoed, not written: an 8.0 shipment has no free-text carrier field, and changing its
+    ``carrier`` would re-price it. Idempotent.
+    """
+    sale, shipments, sale_changes, shipment_changes = _link_plan(client, payload, mappings)
+    if sale_changes:
+        client.call("model.sale.sale.write", [sale["id"]], sale_changes)
+    stale = [s["id"] for s in shipments if any(s.get(k) != v for k, v in shipment_changes.items())]
+    if stale:
+        client.call("model.stock.shipment.out.write", stale, shipment_changes)
+    return _link_result(sale, shipments, payload)
+
+
+def link_shipment_lookup(
+    client: TrytonClient, payload: Mapping[str, Any], mappings: MappingSet
+) -> OperationResult | None:
+    sale, shipments, sale_changes, shipment_changes = _link_plan(client, payload, mappings)
+    if sale_changes or any(s.get(k) != v for s in shipments for k, v in shipment_changes.items()):
+        return None
+    return _link_result(sale, shipments, payload)
+
+
+# --- shipment.record_cost --------------------------------------------------------------------------------
+
+
+def _currency_id(client: TrytonClient, code: str) -> int:
+    ids = client.call("model.currency.currency.search", [["code", "=", code]], 0, 1, None)
+    if not ids:
+        raise PermanentError(f"Tryton has no currency {code!r}")
+    return ids[0]
+
+
+def _cost_plan(client: TrytonClient, payload: Mapping[str, Any]) -> tuple[dict, dict, Decimal, str]:
+    amount = _money(payload, "amount")
+    assert amount is not None
+    sale = sale_get(client, payload)
+    currency = str(payload.get("currency") or sale["currency"]["code"]).upper()
+    shipments = _shipments(client, sale)
+    if not shipments:
+        raise _no_shipment(sale)
+    wanted = payload.get("shipment_id")
+    if wanted is not None:
+        matching = [s for s in shipments if str(s["id"]) == str(wanted)]
+        if not matching:
+            raise PermanentError(f"shipment {wanted} is not a customer shipment of sale {sale['number']}")
+        shipment = matching[0]
+    elif len(shipments) > 1:
+        raise PermanentError(
+            f"sale {sale['number']} has {len(shipments)} customer shipments; name one with shipment_id"
+        )
+    else:
+        shipment = shipments[0]
+    return sale, shipment, amount, currency
+
+
+def _cost_recorded(shipment: Mapping[str, Any], amount: Decimal, currency: str) -> bool:
+    cost = shipment.get("cost")
+    return (
+        bool(shipment.get("cost_edit"))
+        and cost is not None
+        and Decimal(cost) == amount
+        and (shipment.get("cost_currency_used") or {}).get("code") == currency
+    )
+
+
+def _cost_result(sale: Mapping[str, Any], shipment: Mapping[str, Any]) -> OperationResult:
+    return OperationResult(
+        external_id=str(shipment["id"]),
+        data={
+            "sale_id": sale["id"],
+            "shipment_id": shipment["id"],
+            "shipment_number": shipment.get("number"),
+            "cost": str(shipment["cost"]) if shipment.get("cost") is not None else None,
+            "currency": (shipment.get("cost_currency_used") or {}).get("code"),
+        },
+    )
+
+
+def record_cost(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult:
+    """Record the freight the TMS paid as the sale's customer shipment cost (``cost_edit`` on,
+    ``cost_used``, ``cost_currency_used``; Tryton stores it in ``cost``). Idempotent."""
+    sale, shipment, amount, currency = _cost_plan(client, payload)
+    if not _cost_recorded(shipment, amount, currency):
+        client.call(
+            "model.stock.shipment.out.write",
+            [shipment["id"]],
+            {"cost_edit": True, "cost_used": amount, "cost_currency_used": _currency_id(client, currency)},
+        )
+        shipment = next(s for s in _shipments(client, sale) if s["id"] == shipment["id"])
+    return _cost_result(sale, shipment)
+
+
+def record_cost_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
+    sale, shipment, amount, currency = _cost_plan(client, payload)
+    return _cost_result(sale, shipment) if _cost_recorded(shipment, amount, currency) else None
+
+
+# --- invoice.post ----------------------------------------------------------------------------------------
+
+_INVOICE_FIELDS = ["number", "state", "type", "total_amount", "currency.code", "party", "reference"]
+
+
+def _sale_invoices(client: TrytonClient, sale: Mapping[str, Any]) -> list[dict[str, Any]]:
+    ids = sale.get("invoices") or []
+    if not ids:
+        return []
+    rows = [nest(row) for row in client.call("model.account.invoice.read", ids, _INVOICE_FIELDS)]
+    return sorted(
+        (row for row in rows if row["type"] == "out" and row["state"] != "cancelled"), key=lambda r: r["id"]
+    )
+
+
+def _invoice_result(
+    invoices: list[dict[str, Any]], sale: Mapping[str, Any], freight: Decimal | None
+) -> OperationResult:
+    first = invoices[0]
+    return OperationResult(
+        external_id=str(first["id"]),
+        data={
+            "invoice_id": first["id"],
+            "number": first["number"],
+            "state": first["state"],
+            "total_amount": str(first["total_amount"]),
+            "currency": (first.get("currency") or {}).get("code"),
+            "sale_id": sale["id"],
+            "sale_number": sale["number"],
+            "freight_amount": str(freight) if freight is not None else None,
+            "invoice_ids": [invoice["id"] for invoice in invoices],
+        },
+    )
+
+
+def _freight_set(
+    client: TrytonClient, sale: Mapping[str, Any], invoice: Mapping[str, Any], amount: Decimal
+) -> None:
+    """Make the draft invoice's freight line (from the sale's freight line) total ``amount``; add one
+    with the carrier's product when the invoice has none (a sale quoted without shipment cost)."""
+    freight_origins = {f"sale.line,{line['id']}" for line in sale.get("lines") or [] if is_freight_line(line)}
+    (full,) = client.call(
+        "model.account.invoice.read", [invoice["id"]], ["lines", "party", "currency", "company"]
+    )
+    lines = client.call(
+        "model.account.invoice.line.read", full["lines"], ["origin", "quantity", "unit_price"]
+    )
+    freight_lines = [line for line in lines if line.get("origin") in freight_origins]
+    if freight_lines:
+        line = freight_lines[0]
+        quantity = Decimal(str(line["quantity"] or 1))
+        unit_price = amount / quantity
+        if line["unit_price"] is None or Decimal(line["unit_price"]) * quantity != amount:
+            client.call("model.account.invoice.line.write", [line["id"]], {"unit_price": unit_price})
+        return
+    product_id = (sale.get("carrier") or {}).get("carrier_product")
+    if not product_id:
+        raise PermanentError(
+            f"sale {sale['number']}'s invoice has no freight line and the sale has no carrier to take "
+            "the freight product from"
+        )
+    (product,) = client.call(
+        "model.product.product.read", [product_id], ["default_uom", "account_category.account_revenue"]
+    )
+    account = (product.get("account_category.") or {}).get("account_revenue")
+    if not account:
+        raise PermanentError(f"the carrier's freight product {product_id} has no revenue account")
+    client.call(
+        "model.account.invoice.line.create",
+        [
+            {
+                "invoice": invoice["id"],
+                "invoice_type": "out",
+                "type": "line",
+                "party": full["party"],
+                "currency": full["currency"],
+                "company": full["company"],
+                "product": product_id,
+                "description": "Freight",
+                "quantity": 1.0,
+                "unit": product["default_uom"],
+                "unit_price": amount,
+                "account": account,
+            }
+        ],
+    )
+
+
+def invoice_post(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult:
+    """Post the sale's customer invoice, first setting its freight line to ``freight_amount``.
+
+    Idempotent: an invoice already posted is returned as it is (a posted invoice cannot change).
+    Transient while the sale has no invoice yet (Tryton makes it when it processes the sale, or at
+    shipment with invoice method "shipment").
+    """
+    freight = _money(payload, "freight_amount", required=False)
+    sale = sale_get(client, payload)
+    invoices = _sale_invoices(client, sale)
+    if not invoices:
+        raise TransientError(f"sale {sale['number']} has no customer invoice yet")
+    open_invoices = [invoice for invoice in invoices if invoice["state"] in _OPEN_INVOICE]
+    if open_invoices:
+        currency = payload.get("currency")
+        if freight is not None:
+            target = open_invoices[0]
+            if currency and str(currency).upper() != (target.get("currency") or {}).get("code"):
+                raise PermanentError(
+                    f"freight in {currency} cannot go on invoice in {target['currency']['code']}"
+                )
+            _freight_set(client, sale, target, freight)
+        # post validates a draft itself; fresh_session: the client logs in again on a 401.
+        client.call("model.account.invoice.post", [invoice["id"] for invoice in open_invoices])
+        invoices = _sale_invoices(client, sale)
+    return _invoice_result(invoices, sale, freight)
+
+
+def invoice_post_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
+    sale = sale_get(client, payload)
+    invoices = _sale_invoices(client, sale)
+    if not invoices or any(invoice["state"] in _OPEN_INVOICE for invoice in invoices):
+        return None
+    return _invoice_result(invoices, sale, _money(payload, "freight_amount", required=False))
+
+
+# --- invoice.credit --------------------------------------------------------------------------------------
+
+_LINE_FIELDS = ["origin", "product.code", "quantity", "unit_price", "amount", "type"]
+
+
+def _credit_find(client: TrytonClient, reference: str, party: int) -> dict[str, Any] | None:
+    rows = client.call(
+        "model.account.invoice.search_read",
+        [
+            ["type", "=", "out"],
+            ["reference", "=", reference],
+            ["party", "=", party],
+            ["state", "!=", "cancelled"],
+        ],
+        0,
+        2,
+        [["id", "ASC"]],
+        _INVOICE_FIELDS,
+    )
+    return nest(rows[0]) if rows else None
+
+
+def _credit_result(credit: Mapping[str, Any], original: Mapping[str, Any], reference: str) -> OperationResult:
+    return OperationResult(
+        external_id=str(credit["id"]),
+        data={
+            "credit_note_id": credit["id"],
+            "number": credit["number"],
+            "state": credit["state"],
+            "total_amount": str(credit["total_amount"]),
+            "currency": (credit.get("currency") or {}).get("code"),
+            "credited_invoice_id": original["id"],
+            "credited_invoice_number": original["number"],
+            "adjustment_reference": reference,
+        },
+    )
+
+
+def _original(client: TrytonClient, payload: Mapping[str, Any]) -> dict[str, Any]:
+    invoice_id = payload.get("invoice_id")
+    try:
+        invoice_id = int(invoice_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PermanentError(f"payload invoice_id {invoice_id!r} is not an invoice id") from None
+    rows = client.call(
+        "model.account.invoice.search_read",
+        [["id", "=", invoice_id]],
+        0,
+        1,
+        None,
+        [*_INVOICE_FIELDS, "lines"],
+    )
+    if not rows:
+        raise PermanentError(f"Tryton has no invoice {invoice_id}")
+    return nest(rows[0])
+
+
+def _credit_targets(
+    client: TrytonClient, original: Mapping[str, Any], payload: Mapping[str, Any]
+) -> dict[int, tuple[Decimal, Decimal | None]] | None:
+    """Which original lines to credit and how: {original line id: (quantity, unit price or None to
+    keep the line's)}. None: credit the whole invoice."""
+    amount = _money(payload, "amount", required=False)
+    wanted = payload.get("lines")
+    if amount is None and not wanted:
+        return None
+    if amount is not None and wanted:
+        raise PermanentError("payload has both amount and lines; send one")
+    lines = [
+        nest(line) for line in client.call("model.account.invoice.line.read", original["lines"], _LINE_FIELDS)
+    ]
+    lines = [line for line in lines if line["type"] == "line"]
+    if amount is not None:
+        wanted = (
+            [{"sku": payload["sku"], "amount": amount}]
+            if payload.get("sku")
+            else [{"freight": True, "amount": amount}]
+        )
+    targets: dict[int, tuple[Decimal, Decimal | None]] = {}
+    freight_ids = _freight_invoice_lines(client, lines)
+    for index, item in enumerate(wanted or []):
+        if not isinstance(item, Mapping):
+            raise PermanentError(f"payload lines.{index} must be an object with sku and amount or quantity")
+        if item.get("freight"):
+            candidates = [line for line in lines if line["id"] in freight_ids]
+            label = "a freight line"
+        else:
+            sku = str(item.get("sku") or "")
+            candidates = [line for line in lines if (line.get("product") or {}).get("code") == sku]
+            label = f"a line for {sku!r}"
+        candidates = [line for line in candidates if line["id"] not in targets]
+        if not candidates:
+            raise PermanentError(
+                f"invoice {original['number']} has no {label} to credit (payload lines.{index})"
+            )
+        line = candidates[0]
+        item_amount = _money(item, "amount", required=False)
+        quantity = _money(item, "quantity", required=False)
+        if (item_amount is None) == (quantity is None):
+            raise PermanentError(f"payload lines.{index}: send exactly one of amount or quantity")
+        if item_amount is not None:
+            if item_amount <= 0 or item_amount > Decimal(line["amount"]):
+                raise PermanentError(
+                    f"credit of {item_amount} on {label} must be above 0 and at most its {line['amount']}"
+                )
+            targets[line["id"]] = (Decimal(-1), item_amount)
+        else:
+            assert quantity is not None
+            if quantity <= 0 or quantity > Decimal(str(line["quantity"])):
+                raise PermanentError(
+                    f"credit of {quantity} units on {label} must be above 0 and at most its {line['quantity']}"
+                )
+            targets[line["id"]] = (-quantity, None)
+    return targets
+
+
+def _freight_invoice_lines(client: TrytonClient, lines: list[dict[str, Any]]) -> set[int]:
+    """Invoice lines that invoice a sale's freight line (their origin sale line has shipment_cost)."""
+    sale_lines = {
+        int(line["origin"].split(",")[1]): line["id"]
+        for line in lines
+        if isinstance(line.get("origin"), str) and line["origin"].startswith("sale.line,")
+    }
+    if not sale_lines:
+        return set()
+    rows = client.call("model.sale.line.read", list(sale_lines), ["shipment_cost"])
+    return {sale_lines[row["id"]] for row in rows if is_freight_line(row)}
+
+
+def _credit_draft(client: TrytonClient, original: Mapping[str, Any], reference: str) -> int:
+    """A draft credit note of ``original`` carrying ``reference``: adopted when an earlier attempt
+    created it (with or without the reference written), else made by the credit wizard."""
+    origins = [f"account.invoice.line,{line_id}" for line_id in original["lines"]]
+    orphans = client.call(
+        "model.account.invoice.search",
+        [["state", "=", "draft"], ["reference", "=", None], ["lines.origin", "in", origins]],
+        0,
+        1,
+        [["id", "ASC"]],
+    )
+    if orphans:
+        credit_id = orphans[0]
+    else:
+        wizard_context = {
+            "active_model": "account.invoice",
+            "active_id": original["id"],
+            "active_ids": [original["id"]],
+        }
+        session_id, _start, _end = client.call("wizard.account.invoice.credit.create", context=wizard_context)
+        try:
+            outcome = client.call(
+                "wizard.account.invoice.credit.execute",
+                session_id,
+                {"start": {"with_refund": False, "invoice_date": None}},
+                "credit",
+                context=wizard_context,
+            )
+        finally:
+            client.call("wizard.account.invoice.credit.delete", session_id, context=wizard_context)
+        try:
+            (credit_id,) = outcome["actions"][0][1]["res_id"]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise PermanentError(f"the credit wizard answered unexpectedly: {str(outcome)[:300]}") from None
+    # Written at once: from here on lookup and a re-run find this credit note by its reference.
+    client.call(
+        "model.account.invoice.write",
+        [credit_id],
+        {"reference": reference, "description": f"Credit {reference} on {original['number']}"},
+    )
+    return credit_id
+
+
+def _credit_shape(
+    client: TrytonClient, credit_id: int, targets: dict[int, tuple[Decimal, Decimal | None]] | None
+) -> None:
+    """Make the draft credit note's lines match ``targets`` (keyed by the original line each credits)."""
+    if targets is None:
+        return
+    (credit,) = client.call("model.account.invoice.read", [credit_id], ["lines"])
+    lines = client.call(
+        "model.account.invoice.line.read", credit["lines"], ["origin", "quantity", "unit_price"]
+    )
+    drop = []
+    for line in lines:
+        origin = line.get("origin") or ""
+        original_id = int(origin.split(",")[1]) if origin.startswith("account.invoice.line,") else None
+        if original_id not in targets:
+            drop.append(line["id"])
+            continue
+        quantity, unit_price = targets[original_id]
+        changes: dict[str, Any] = {}
+        if Decimal(str(line["quantity"])) != quantity:
+            changes["quantity"] = float(quantity)
+        if unit_price is not None and Decimal(line["unit_price"]) != unit_price:
+            changes["unit_price"] = unit_price
+        if changes:
+            client.call("model.account.invoice.line.write", [line["id"]], changes)
+    if drop:
+        client.call("model.account.invoice.line.delete", drop)
+
+
+def invoice_credit(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult:
+    """Credit a posted customer invoice with Tryton's credit wizard, then post the credit note.
+
+    ``amount`` credits that much on the invoice's freight line (or on the line of ``sku``);
+    ``lines`` = [{sku, amount | quantity}] credits per line; neither credits the whole invoice. The
+    wizard copies every line negated; the copy is then cut down to the requested lines, so the
+    credit note keeps its link to the original (each line's origin is the line it credits).
+    The credit note's ``reference`` is ``adjustment_reference``: lookup and re-runs find it by that.
+    """
+    reference = str(payload.get("adjustment_reference") or "").strip()
+    if not reference:
+        raise PermanentError("payload has no adjustment_reference")
+    original = _original(client, payload)
+    existing = _credit_find(client, reference, original["party"])
+    if existing is not None and existing["state"] in _DONE_INVOICE:
+        return _credit_result(existing, original, reference)
+    if original["state"] not in _DONE_INVOICE:
+        raise PermanentError(
+            f"invoice {original['id']} is {original['state']}; only posted invoices are credited"
+        )
+    targets = _credit_targets(client, original, payload)
+    credit_id = existing["id"] if existing is not None else _credit_draft(client, original, reference)
+    _credit_shape(client, credit_id, targets)
+    client.call("model.account.invoice.post", [credit_id])
+    credit = _credit_find(client, reference, original["party"])
+    assert credit is not None
+    return _credit_result(credit, original, reference)
+
+
+def invoice_credit_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
+    reference = str(payload.get("adjustment_reference") or "").strip()
+    if not reference:
+        raise PermanentError("payload has no adjustment_reference")
+    original = _original(client, payload)
+    existing = _credit_find(client, reference, original["party"])
+    if existing is None or existing["state"] not in _DONE_INVOICE:
+        return None
+    return _credit_result(existing, original, reference)
