@@ -18,6 +18,7 @@ BUILTINS: dict[str, str] = {
     "canonical": "connectors.canonical:CONNECTOR",
     "webhook": "connectors.webhook:CONNECTOR",
     "tryton": "connectors.tryton:CONNECTOR",
+    "karrio": "connectors.karrio:CONNECTOR",
     "x12": "connectors.x12:CONNECTOR",
     "dcsa": "connectors.dcsa:CONNECTOR",
 }
