@@ -19,6 +19,7 @@ BUILTINS: dict[str, str] = {
     "webhook": "connectors.webhook:CONNECTOR",
     "tryton": "connectors.tryton:CONNECTOR",
     "karrio": "connectors.karrio:CONNECTOR",
+    "bottlecrm": "connectors.bottlecrm:CONNECTOR",
     "x12": "connectors.x12:CONNECTOR",
     "dcsa": "connectors.dcsa:CONNECTOR",
 }
