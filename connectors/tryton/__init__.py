@@ -1,5 +1,5 @@
 """`tryton`: Tryton 8.0 ERP over JSON-RPC. Polls confirmed sales as orders; writes shipment links,
-freight cost, invoice posting and credit notes back.
+freight cost, invoice posting, credit notes and debit notes back.
 
 Capabilities:
 
@@ -10,7 +10,8 @@ Capabilities:
   so a re-read of an unchanged sale is a duplicate and a changed sale is a new message.
 - ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
 - ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
-  ``invoice.credit`` (operations.py; each is safe to run again and lookup only reads).
+  ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run again and lookup only
+  reads).
 
 The secret is the Tryton user's password. Sessions are cached per process and renewed on HTTP 401.
 """
@@ -84,7 +85,13 @@ def _mappings(mappings: Any, direction: str) -> MappingSet:
 
 
 class TrytonConnector(Connector):
-    operations = ("sale.link_shipment", "shipment.record_cost", "invoice.post", "invoice.credit")
+    operations = (
+        "sale.link_shipment",
+        "shipment.record_cost",
+        "invoice.post",
+        "invoice.credit",
+        "invoice.debit",
+    )
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         try:
@@ -125,6 +132,8 @@ class TrytonConnector(Connector):
             return operations.invoice_post(client, payload)
         if operation == "invoice.credit":
             return operations.invoice_credit(client, payload)
+        if operation == "invoice.debit":
+            return operations.invoice_debit(client, payload)
         raise NotSupported(f"tryton has no operation {operation!r}")
 
     def lookup(
@@ -139,6 +148,8 @@ class TrytonConnector(Connector):
             return operations.invoice_post_lookup(client, payload)
         if operation == "invoice.credit":
             return operations.invoice_credit_lookup(client, payload)
+        if operation == "invoice.debit":
+            return operations.invoice_debit_lookup(client, payload)
         raise NotSupported(f"tryton has no operation {operation!r}")
 
 
@@ -152,7 +163,7 @@ CONNECTOR = ConnectorSpec(
     secret_fields=("password",),
     description=(
         "Polls confirmed Tryton 8.0 sales as orders; links TMS shipments, records freight cost, posts "
-        "invoices with the actual freight and issues credit notes."
+        "invoices with the actual freight and issues credit and debit notes."
     ),
     default_mappings=DEFAULT_MAPPINGS,
     mapping_targets={

@@ -1,4 +1,4 @@
-"""What the `tryton` connector does in Tryton: polling sales and the four writes.
+"""What the `tryton` connector does in Tryton: polling sales and the five writes.
 
 All I/O goes through ``client.TrytonClient`` (which uses only the hub's HTTP client). Every write is
 written as "make Tryton look like this" rather than "do this once": each step reads first and only
@@ -517,6 +517,8 @@ def _credit_result(credit: Mapping[str, Any], original: Mapping[str, Any], refer
 
 def _original(client: TrytonClient, payload: Mapping[str, Any]) -> dict[str, Any]:
     invoice_id = payload.get("invoice_id")
+    if invoice_id is None or invoice_id == "":
+        raise PermanentError("payload has no invoice_id")
     try:
         invoice_id = int(invoice_id)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -527,10 +529,10 @@ def _original(client: TrytonClient, payload: Mapping[str, Any]) -> dict[str, Any
         0,
         1,
         None,
-        [*_INVOICE_FIELDS, "lines"],
+        [*_INVOICE_FIELDS, "lines", "sales"],
     )
     if not rows:
-        raise PermanentError(f"Tryton has no invoice {invoice_id}")
+        raise PermanentError(f"Tryton has no invoice {invoice_id} (payload invoice_id)")
     return nest(rows[0])
 
 
@@ -716,3 +718,250 @@ def invoice_credit_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> O
     if existing is None or existing["state"] not in _DONE_INVOICE:
         return None
     return _credit_result(existing, original, reference)
+
+
+# --- invoice.debit ---------------------------------------------------------------------------------------
+
+# Invoice header fields a debit note takes from the invoice it corrects (those Tryton's own credit
+# copies: Invoice._credit), so it is billed, booked and paid like the original.
+_DEBIT_HEADER = (
+    "company",
+    "tax_identifier",
+    "party",
+    "party_tax_identifier",
+    "invoice_address",
+    "currency",
+    "journal",
+    "account",
+    "payment_term",
+)
+_DEBIT_LINE_FIELDS = [*_LINE_FIELDS, "unit", "account", "taxes", "description"]
+
+
+def _debit_amount(payload: Mapping[str, Any]) -> Decimal:
+    amount = _money(payload, "amount")
+    assert amount is not None
+    if amount <= 0:
+        raise PermanentError(f"payload amount must be above 0 for a debit note, got {payload['amount']!r}")
+    return amount
+
+
+def _debit_description(reference: str, original: Mapping[str, Any]) -> str:
+    return f"Debit {reference} on {original['number']}"
+
+
+def _debit_find(client: TrytonClient, reference: str, original: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The debit note of ``reference`` on ``original``: found by its reference and party, as credit
+    notes are, and by the description that names both, so neither a credit note with the same
+    reference nor a sale's own invoice (which carries the sale's reference) is taken for it."""
+    rows = client.call(
+        "model.account.invoice.search_read",
+        [
+            ["type", "=", "out"],
+            ["reference", "=", reference],
+            ["party", "=", original["party"]],
+            ["description", "=", _debit_description(reference, original)],
+            ["state", "!=", "cancelled"],
+        ],
+        0,
+        2,
+        [["id", "ASC"]],
+        _INVOICE_FIELDS,
+    )
+    return nest(rows[0]) if rows else None
+
+
+def _debit_result(debit: Mapping[str, Any], original: Mapping[str, Any], reference: str) -> OperationResult:
+    return OperationResult(
+        external_id=str(debit["id"]),
+        data={
+            "debit_note_id": debit["id"],
+            "kind": "debit_note",
+            "number": debit["number"],
+            "state": debit["state"],
+            "total_amount": str(debit["total_amount"]),
+            "currency": (debit.get("currency") or {}).get("code"),
+            "corrects": {"invoice_id": original["id"], "number": original["number"]},
+            "adjustment_reference": reference,
+        },
+    )
+
+
+def _debit_line(
+    client: TrytonClient, original: Mapping[str, Any], payload: Mapping[str, Any], amount: Decimal
+) -> dict[str, Any]:
+    """The one line of the debit note: ``amount`` on the original's freight line (or the line of
+    ``sku``), with its product, unit, account and taxes and that line as its origin (Tryton then
+    lists the original under the debit note's ``origin_invoices``). When the original has no such
+    line, the line is made from the product: the carrier's freight product of the invoice's sale,
+    or the product with code ``sku``."""
+    lines = [
+        nest(line)
+        for line in client.call("model.account.invoice.line.read", original["lines"], _DEBIT_LINE_FIELDS)
+    ]
+    lines = [line for line in lines if line["type"] == "line" and line.get("product")]
+    sku = str(payload.get("sku") or "").strip()
+    if sku:
+        candidates = [line for line in lines if line["product"]["code"] == sku]
+        product_id = None
+    else:
+        freight_ids = _freight_invoice_lines(client, lines)
+        product_id = _carrier_product(client, original)
+        candidates = [
+            line for line in lines if line["id"] in freight_ids or line["product"]["id"] == product_id
+        ]
+    values: dict[str, Any] = {"type": "line", "quantity": 1.0, "unit_price": amount}
+    if candidates:
+        line = candidates[0]
+        return {
+            **values,
+            "product": line["product"]["id"],
+            "unit": line["unit"],
+            "account": line["account"],
+            "description": line.get("description") or "",
+            "taxes": [["add", line.get("taxes") or []]],
+            "origin": f"account.invoice.line,{line['id']}",
+        }
+    if sku:
+        found = client.call("model.product.product.search", [["code", "=", sku]], 0, 2, None)
+        if len(found) != 1:
+            what = "no product" if not found else "several products"
+            raise PermanentError(f"payload sku {sku!r}: Tryton has {what} with that code")
+        product_id = found[0]
+    if not product_id:
+        raise PermanentError(
+            f"invoice {original['number']} has no freight line and its sale no carrier to take the "
+            "freight product from; send sku"
+        )
+    (product,) = client.call(
+        "model.product.product.read",
+        [product_id],
+        [
+            "rec_name",
+            "default_uom",
+            "account_category.account_revenue",
+            "account_category.customer_taxes_used",
+        ],
+    )
+    category = product.get("account_category.") or {}
+    account = category.get("account_revenue")
+    if not account:
+        raise PermanentError(f"product {product['rec_name']} has no revenue account to book a debit note on")
+    return {
+        **values,
+        "product": product_id,
+        "unit": product["default_uom"],
+        "account": account,
+        "description": product["rec_name"],
+        "taxes": [["add", category.get("customer_taxes_used") or []]],
+    }
+
+
+def _carrier_product(client: TrytonClient, original: Mapping[str, Any]) -> int | None:
+    """The freight product of the carrier on the sale the invoice came from, if any."""
+    sale_ids = original.get("sales") or []
+    if not sale_ids:
+        return None
+    rows = client.call("model.sale.sale.read", sale_ids, ["carrier.carrier_product"])
+    products = [(row.get("carrier.") or {}).get("carrier_product") for row in rows]
+    return next((product for product in products if product), None)
+
+
+def _debit_create(
+    client: TrytonClient, original: Mapping[str, Any], reference: str, line: dict[str, Any]
+) -> int:
+    """A draft debit note made in one call (header, reference and its line in one transaction), so
+    an interrupted attempt leaves either nothing or a draft that lookup and a re-run find."""
+    (header,) = client.call("model.account.invoice.read", [original["id"]], list(_DEBIT_HEADER))
+    common = {"party": header["party"], "currency": header["currency"], "company": header["company"]}
+    (debit_id,) = client.call(
+        "model.account.invoice.create",
+        [
+            {
+                **{name: header[name] for name in _DEBIT_HEADER},
+                "type": "out",
+                "reference": reference,
+                "description": _debit_description(reference, original),
+                "lines": [["create", [{**line, **common, "invoice_type": "out"}]]],
+            }
+        ],
+    )
+    return debit_id
+
+
+def _debit_shape(client: TrytonClient, debit_id: int, line: dict[str, Any]) -> None:
+    """Make a draft debit note left by an earlier attempt hold exactly the planned line."""
+    (debit,) = client.call(
+        "model.account.invoice.read", [debit_id], ["lines", "party", "currency", "company"]
+    )
+    current = client.call(
+        "model.account.invoice.line.read", debit["lines"], ["product", "quantity", "unit_price"]
+    )
+    keep = next((row for row in current if row["product"] == line["product"]), None)
+    drop = [row["id"] for row in current if row is not keep]
+    if drop:
+        client.call("model.account.invoice.line.delete", drop)
+    if keep is None:
+        common = {"party": debit["party"], "currency": debit["currency"], "company": debit["company"]}
+        client.call(
+            "model.account.invoice.line.create",
+            [{**line, **common, "invoice": debit_id, "invoice_type": "out"}],
+        )
+    elif Decimal(str(keep["quantity"])) != 1 or Decimal(keep["unit_price"] or 0) != line["unit_price"]:
+        client.call(
+            "model.account.invoice.line.write",
+            [keep["id"]],
+            {"quantity": 1.0, "unit_price": line["unit_price"]},
+        )
+
+
+def invoice_debit(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult:
+    """Bill an increase found after a customer invoice was posted as a debit note, and post it.
+
+    The debit note is a customer invoice (Tryton has no separate debit note type; its positive total
+    takes the invoice sequence) with one line: ``amount`` on the freight product, or on ``sku``
+    (see ``_debit_line``). It has the original's party, addresses, currency, payment term, journal
+    and receivable account; its ``reference`` is ``adjustment_reference`` and its description names
+    the original invoice: lookup and re-runs find it by that reference, as credit notes are found.
+
+    Idempotent: a posted debit note with the reference is returned as it is (even if this payload's
+    amount differs: a posted invoice cannot change); a draft one left by an interrupted attempt is
+    adopted, made to hold the requested line and posted.
+    """
+    reference = str(payload.get("adjustment_reference") or "").strip()
+    if not reference:
+        raise PermanentError("payload has no adjustment_reference")
+    amount = _debit_amount(payload)
+    original = _original(client, payload)
+    existing = _debit_find(client, reference, original)
+    if existing is not None and existing["state"] in _DONE_INVOICE:
+        return _debit_result(existing, original, reference)
+    if original["type"] != "out":
+        raise PermanentError(
+            f"payload invoice_id {original['id']} is a supplier invoice; debit notes bill customers"
+        )
+    if original["state"] not in _DONE_INVOICE:
+        raise PermanentError(
+            f"payload invoice_id {original['id']} is {original['state']}; only posted invoices take a debit note"
+        )
+    line = _debit_line(client, original, payload, amount)
+    if existing is None:
+        debit_id = _debit_create(client, original, reference, line)
+    else:
+        debit_id = existing["id"]
+        _debit_shape(client, debit_id, line)
+    client.call("model.account.invoice.post", [debit_id])
+    debit = _debit_find(client, reference, original)
+    assert debit is not None
+    return _debit_result(debit, original, reference)
+
+
+def invoice_debit_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
+    reference = str(payload.get("adjustment_reference") or "").strip()
+    if not reference:
+        raise PermanentError("payload has no adjustment_reference")
+    original = _original(client, payload)
+    existing = _debit_find(client, reference, original)
+    if existing is None or existing["state"] not in _DONE_INVOICE:
+        return None
+    return _debit_result(existing, original, reference)

@@ -217,6 +217,7 @@ def test_the_spec_declares_its_capabilities_operations_and_valid_default_mapping
         "shipment.record_cost",
         "invoice.post",
         "invoice.credit",
+        "invoice.debit",
     )
     from connectors.mapping import validate
 
