@@ -193,6 +193,9 @@ def order_save(
     return order
 
 
+MILESTONE_OWNED = ("status", "sequence", "delivered_at", "pod_received_at")
+
+
 def shipment_save(
     *,
     instance: Shipment | None = None,
@@ -207,6 +210,15 @@ def shipment_save(
     (the shipment state machine), so an edit can never regress a shipment.
     """
     with transaction.atomic():
+        if instance is not None and instance.pk is not None:
+            # The state milestones own (status, sequence, delivery and POD times) is re-read under the
+            # row lock: a caller holding an older copy must not write it back over newer events.
+            current = (
+                Shipment.objects.select_for_update().filter(pk=instance.pk).values(*MILESTONE_OWNED).first()
+            )
+            if current is not None:
+                for name, value in current.items():
+                    setattr(instance, name, value)
         shipment = _validated_save(_assign(instance or Shipment(), data))
         if stops is not None:
             _replace_children(

@@ -55,7 +55,11 @@ class WorkflowRun(TimestampedModel):
                 condition=Q(status__in=["running", "waiting", "compensating"]),
             ),
             # workflows_wake: the waiting runs that follow a shipment a milestone just touched.
-            models.Index(fields=["subject"], name="workflows_run_subject_idx", condition=Q(status="waiting")),
+            models.Index(
+                fields=["subject"],
+                name="workflows_run_subject_idx",
+                condition=Q(status__in=["waiting", "running"]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -163,6 +163,12 @@ def _advance_steps(run: WorkflowRun) -> None:
         except (ConnectorError, DomainError) as exc:
             _step_failed(run, step_row, flow, f"{type(exc).__name__}: {exc.detail}")
             return
+        except Exception as exc:
+            # A bug or an unexpected failure (a database error, a missing record): retried like a
+            # transient error, so it is recorded, backs off and fails the step once attempts run out.
+            logger.exception("workflow %s step %s raised", run.pk, step.name)
+            _step_transient(run, step_row, step, TransientError(f"unexpected {type(exc).__name__}: {exc}"))
+            return
         if isinstance(outcome, Wait):
             _step_wait(run, step_row, flow, step, outcome)
             return
@@ -197,6 +203,10 @@ def _step_transient(run: WorkflowRun, step_row: WorkflowStep, step, exc: Transie
 
 def _step_wait(run: WorkflowRun, step_row: WorkflowStep, flow, step, outcome: Wait) -> None:
     now = timezone.now()
+    # A milestone that arrived while this step was looking asked for a look now (workflows_wake):
+    # keep that earlier time rather than overwrite it with the step's next scheduled look.
+    requested = WorkflowRun.objects.filter(pk=run.pk).values_list("wake_at", flat=True).first()
+    woken = requested is not None and requested > (step_row.updated_at or now)
     if step_row.sla_due_at is None and step.sla_s is not None:
         step_row.sla_due_at = (step_row.started_at or now) + timedelta(seconds=step.sla_s)
     step_row.status = WorkflowStep.Status.WAITING
@@ -217,6 +227,8 @@ def _step_wait(run: WorkflowRun, step_row: WorkflowStep, flow, step, outcome: Wa
                 flow.on_escalate(StepContext(run=run, step=step_row, inputs=run.inputs, context=run.context))
         elif step_row.escalated_at is None:
             wake_at = min(wake_at, step_row.sla_due_at)
+    if woken:
+        wake_at = min(wake_at, requested)
     _save_run(run, status=WorkflowRun.Status.WAITING, wake_at=wake_at)
 
 
@@ -289,7 +301,12 @@ def workflows_wake(
 ) -> int:
     """Look at waiting runs about these business keys or shipments now (a milestone, POD or an
     approval arrived) instead of at their next scheduled look."""
-    runs = WorkflowRun.objects.filter(status=WorkflowRun.Status.WAITING)
+    # And a run being advanced right now (leased) keeps the request (see _step_wait); a run backing
+    # off after a peer error is not hurried.
+    now = timezone.now()
+    runs = WorkflowRun.objects.filter(
+        status__in=[WorkflowRun.Status.WAITING, WorkflowRun.Status.RUNNING]
+    ).filter(Q(status=WorkflowRun.Status.WAITING) | Q(lease_until__gt=now))
     if business_keys is not None:
         runs = runs.filter(business_key__in=business_keys)
     if subjects is not None:
@@ -297,7 +314,7 @@ def workflows_wake(
     if flow is not None:
         runs = runs.filter(flow=flow)
     ids = list(runs.values_list("pk", flat=True))
-    WorkflowRun.objects.filter(pk__in=ids).update(wake_at=timezone.now())
+    WorkflowRun.objects.filter(pk__in=ids).update(wake_at=now)
     for run_id in ids:
         _enqueue(run_id)
     return len(ids)

@@ -251,3 +251,33 @@ def test_a_run_keeps_its_flow_version_when_a_new_version_is_deployed(flow):
     new, _ = workflow_start(flow="test_flow", business_key="SO-11", inputs={})
     assert new.flow_version == 2
     assert workflow_advance(run_id=new.pk).context == {"only": {"v": 2}}
+
+
+def test_an_unexpected_error_in_a_step_is_retried_then_fails_the_step(flow):
+    def boom(ctx):
+        raise KeyError("no such thing")
+
+    definitions.register(
+        Flow(key="test_flow", version=2, steps=(Step("boom", boom, max_attempts=2, retry_base_s=0.01),))
+    )
+    run, _ = workflow_start(flow="test_flow", business_key="SO-12", inputs={})
+    run = workflow_advance(run_id=run.pk)
+    step = WorkflowStep.objects.get(run=run)
+    assert (run.status, step.status, step.attempts) == ("running", "pending", 1)
+    assert step.error == "unexpected KeyError: 'no such thing'"
+    WorkflowRun.objects.filter(pk=run.pk).update(wake_at=timezone.now())
+    run = workflow_advance(run_id=run.pk)
+    assert run.status == "failed"
+    assert "gave up after 2 attempts" in WorkflowStep.objects.get(run=run).error
+
+
+def test_a_wake_during_an_advance_is_kept_instead_of_the_next_scheduled_look(flow):
+    def look(ctx):
+        workflows_wake(subjects=["S-13"])  # a milestone for the shipment lands while the step looks
+        return Wait("the milestone", check_again_s=3600)
+
+    definitions.register(Flow(key="test_flow", version=2, steps=(Step("look", look),)))
+    run, _ = workflow_start(flow="test_flow", business_key="SO-13", inputs={}, subject="S-13")
+    run = workflow_advance(run_id=run.pk)
+    assert run.status == "waiting"
+    assert run.wake_at <= timezone.now()  # due again now, not in an hour
