@@ -102,7 +102,9 @@ def test_a_shipment_is_tendered_as_a_204_once_and_reads_back_through_our_parser(
         f"/api/v1/shipments/{shipment.pk}/tender/", {"connection": "edi-partner"}, format="json"
     )
     assert response.status_code == 202
-    refused = admin.http.post(f"/api/v1/shipments/{shipment.pk}/tender/", {"connection": "nope"}, format="json")
+    refused = admin.http.post(
+        f"/api/v1/shipments/{shipment.pk}/tender/", {"connection": "nope"}, format="json"
+    )
     assert refused.status_code == 400
 
     effect = shipment_tender(shipment_id=shipment.pk, connection_id=connection.pk)
