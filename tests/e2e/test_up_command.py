@@ -1,4 +1,4 @@
-"""`./crossdock up` end to end, on the embedded default (SQLite and the filesystem broker).
+"""`./crossdock up --alone` end to end, on the embedded default (SQLite and the filesystem broker).
 
 The README's main command runs as a subprocess in a temporary ``CROSSDOCK_VAR_DIR`` on ports of its
 own, so it never touches the test database, Redis or a developer's ``./var``. The test waits for the
@@ -95,7 +95,7 @@ class UpProcess:
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [str(ROOT / "crossdock"), "up", "--no-install"],
+            [str(ROOT / "crossdock"), "up", "--alone", "--no-install"],
             cwd=var_dir.parent,  # the script must work from any directory
             env=_embedded_env(var_dir),
             stdin=subprocess.DEVNULL,
