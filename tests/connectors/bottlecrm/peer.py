@@ -7,13 +7,10 @@ Reading the CRM's own records back (to count them) goes through the connector's 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -23,30 +20,18 @@ from connectors.bottlecrm import DEFAULT_MAPPINGS, Config
 from connectors.bottlecrm.client import CrmApi
 from connectors.errors import TransientError
 from connectors.mapping import MappingSet
+from tests.support.peers import peer_script, peer_script_env
 
-REPO = Path(__file__).resolve().parents[3]
-SCRIPT = REPO / "peers" / "bottlecrm.sh"
 OUTBOUND = MappingSet.from_data(DEFAULT_MAPPINGS["outbound"])
 
 
 def peer(verb: str, timeout: float = 900) -> str:
     """Run ``peers/bottlecrm.sh <verb>`` (stdin closed) and return its stdout; fail loudly."""
-    done = subprocess.run(
-        ["bash", str(SCRIPT), verb],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ.copy(),
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"peers/bottlecrm.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+    return peer_script("bottlecrm", verb, timeout=timeout)
 
 
 def peer_env() -> dict[str, str]:
-    return dict(line.split("=", 1) for line in peer("env").splitlines() if "=" in line)
+    return peer_script_env("bottlecrm")
 
 
 class Http:

@@ -8,37 +8,21 @@ own ``TrytonClient``, the same JSON-RPC client the connector uses.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from connectors.tryton.client import TrytonClient
-
-REPO = Path(__file__).resolve().parents[3]
-SCRIPT = REPO / "peers" / "tryton.sh"
+from tests.support.peers import peer_script, peer_script_env
 
 
 def peer(verb: str, timeout: float = 600) -> str:
     """Run ``peers/tryton.sh <verb>`` (stdin closed) and return its stdout; fail loudly."""
-    done = subprocess.run(
-        ["bash", str(SCRIPT), verb],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ.copy(),
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"peers/tryton.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+    return peer_script("tryton", verb, timeout=timeout)
 
 
 def peer_env() -> dict[str, str]:
-    return dict(line.split("=", 1) for line in peer("env").splitlines() if "=" in line)
+    return peer_script_env("tryton")
 
 
 def config_data(env: dict[str, str], **overrides: Any) -> dict[str, Any]:
