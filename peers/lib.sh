@@ -59,7 +59,10 @@ peer_venv() {
     peer_say "installing into $dir: $want"
     rm -rf "$dir"
     "$(peer_python)" -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+    # Some machines' pip configuration names index folders that do not exist; pip warns once per
+    # package about each, which would bury the progress lines: those warnings are dropped.
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
     printf '%s' "$want" >"$dir/.crossdock-installed"
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from connectors import registry
 from hub.connections.context import connection_context
 from hub.connections.models import Connection, Subscription
-from hub.connections.services import connection_save, connection_secret, subscription_save
+from hub.connections.services import connection_save, subscription_save
 from hub.mappings.services import mapping_publish, mapping_save
 from hub.workflows.triggers import flow_config_save
 
@@ -85,8 +85,6 @@ def demo_wire(
         ),
         user="demo",
     )
-    tms = Connection.objects.filter(slug=TMS).first()
-    secret = json.loads(connection_secret(tms) or "{}") if tms else {}
     tms = _upsert(
         TMS,
         data={
@@ -101,7 +99,7 @@ def demo_wire(
             },
             "is_active": True,
         },
-        secret=json.dumps({**secret, "api_key": tms_env["KARRIO_API_KEY"]}),
+        secret=json.dumps({"api_key": tms_env["KARRIO_API_KEY"]}),  # the webhook secret is added below
     )
     # Karrio's webhooks point at Crossdock's inbound URL (configuration, so not a ledger write: the
     # operation finds the existing webhook for the URL and returns its secret).
