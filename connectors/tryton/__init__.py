@@ -62,6 +62,11 @@ class Config(BaseModel):
         le=3600,
         description="Seconds a sale's last change must be old (server clock) before a poll hands it over.",
     )
+    serialize_writes: bool = Field(
+        default=False,
+        description="Send Crossdock's writes one at a time: a Tryton on the SQLite backend numbered two "
+        "invoices posted at the same moment alike (seen with the peer), so such a server needs this.",
+    )
     ref_system: str = Field(
         default="tryton",
         min_length=1,

@@ -68,6 +68,8 @@ def demo_wire(
                 "database": erp_env["TRYTON_DB"],
                 "username": erp_env["TRYTON_USER"],
                 "settle_s": 1,
+                # The peer runs Tryton on SQLite, which numbered two invoices posted at once alike.
+                "serialize_writes": True,
                 "page_size": 50,
             },
             "poll_interval_s": None,  # switched on by the demo once the cursor is set (demo_day)

@@ -19,11 +19,13 @@ must find the record instead of writing a second one.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -153,17 +155,8 @@ def side_effect_perform(
     connector = registry.get(connection.connector).instance()
     ctx: OperationContext = connection_context(connection, direction="outbound")
     try:
-        found = None
-        payload = effect.payload  # what the first attempt sent (see side_effect_begin)
-        if begun.unknown_outcome:
-            try:
-                found = connector.lookup(operation, payload, ctx)
-            except NotSupported:
-                found = None  # the connector's operate is idempotent by itself (it says so)
-        if found is not None:
-            logger.info("ledger: %s %s already written (found by lookup)", operation, business_key)
-            return _record(effect, found, found=True)
-        result = connector.operate(operation, payload, ctx)
+        with _write_slot(connection, ctx.config):
+            return _attempt(effect, begun, connector, operation, ctx)
     except TransientError as exc:
         SideEffect.objects.filter(pk=effect.pk).update(lease_until=None, last_error=exc.detail[:2000])
         raise
@@ -172,7 +165,35 @@ def side_effect_perform(
             status=SideEffect.Status.FAILED, lease_until=None, last_error=exc.detail[:2000]
         )
         raise
-    return _record(effect, result, found=False)
+
+
+@contextmanager
+def _write_slot(connection: Connection, config: Any):
+    """One write at a time to a connection whose config asks for it (``serialize_writes``): a
+    PostgreSQL advisory lock held for the write, so workers on any host queue for the system."""
+    if not getattr(config, "serialize_writes", False) or db_connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), db_connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(connection.pk.int % (2**63 - 1))])
+        yield
+
+
+def _attempt(
+    effect: SideEffect, begun: Begun, connector, operation: str, ctx: OperationContext
+) -> SideEffect:
+    """Steps 4-5: look up first when an earlier attempt's outcome is unknown, else write; record."""
+    payload = effect.payload  # what the first attempt sent (see side_effect_begin)
+    found = None
+    if begun.unknown_outcome:
+        try:
+            found = connector.lookup(operation, payload, ctx)
+        except NotSupported:
+            found = None  # the connector's operate is idempotent by itself (it says so)
+    if found is not None:
+        logger.info("ledger: %s %s already written (found by lookup)", operation, effect.business_key)
+        return _record(effect, found, found=True)
+    return _record(effect, connector.operate(operation, payload, ctx), found=False)
 
 
 def side_effect_lease_expire(*, effect_id) -> None:

@@ -116,3 +116,33 @@ def test_secrets_in_a_result_are_not_stored_in_the_ledger(connection, test_peer_
     assert recorded.result == {"secret": "whsec_x", "url": "u"}  # the caller gets it once
     recorded.refresh_from_db()
     assert recorded.result == {"secret": "(redacted)", "url": "u"}
+
+
+@pytest.mark.parametrize("serialize", [False, True])
+def test_a_connection_that_asks_for_it_gets_one_write_at_a_time(test_peer_connector, serialize):
+    import threading
+
+    from django.db import connections
+
+    connection = connection_save(
+        data={
+            "slug": "serial-peer",
+            "system": "erp",
+            "connector": "testpeer",
+            "config": {"serialize_writes": serialize},
+        }
+    )
+
+    def write(key):
+        try:
+            perform(connection, key=key, sleep_s=0.3)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(f"SO-P{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert test_peer_connector.PEER.writes == 3
+    assert (test_peer_connector.PEER.most_in_flight == 1) is serialize

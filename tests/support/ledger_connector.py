@@ -8,6 +8,7 @@ under tests/connectors/<key>/; this one isolates the hub's rules from any peer's
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Peer:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: int = 0
     fail_next: list[Exception] = field(default_factory=list)
+    in_flight: int = 0  # writes being made right now
+    most_in_flight: int = 0
     feed: list[dict[str, Any]] = field(default_factory=list)  # what poll returns, by position
 
     def reset(self) -> None:
@@ -39,6 +42,7 @@ class Peer:
         self.writes = 0
         self.fail_next.clear()
         self.feed.clear()
+        self.in_flight = self.most_in_flight = 0
 
 
 PEER = Peer()
@@ -47,6 +51,7 @@ PEER = Peer()
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     page_size: int = 2
+    serialize_writes: bool = False
 
 
 class TestPeerConnector(Connector):
@@ -84,6 +89,10 @@ class TestPeerConnector(Connector):
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
         if PEER.fail_next:
             raise PEER.fail_next.pop(0)
+        PEER.in_flight += 1
+        PEER.most_in_flight = max(PEER.most_in_flight, PEER.in_flight)
+        time.sleep(float(payload.get("sleep_s", 0)))
+        PEER.in_flight -= 1
         PEER.writes += 1
         record_id = f"rec-{PEER.writes}"
         PEER.records[record_id] = dict(payload)

@@ -182,9 +182,18 @@ def invoice_record(
     erp_id: str,
     corrects: Invoice | None = None,
 ) -> Invoice:
-    """The canonical record of an invoice or note posted in the ERP (created once, by reference)."""
+    """The canonical record of an invoice or note posted in the ERP (created once, by reference).
+
+    Raises PermanentError when the ERP gave this number to another of its invoices already: two ERP
+    invoices must never become one canonical invoice (an ERP numbering fault for an operator to fix).
+    """
     existing = Invoice.objects.filter(reference=reference).first()
     if existing is not None:
+        if external_id(existing, erp_system) not in (None, erp_id):
+            raise PermanentError(
+                f"the ERP numbered invoice {erp_id} {reference}, the number of its invoice "
+                f"{external_id(existing, erp_system)} already; fix the numbering in the ERP"
+            )
         return existing
     return invoice_save(
         data={
