@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from canonical.models import Customer, FreightCharge, Order, Shipment, ShipmentEvent
 from connectors import registry
@@ -487,3 +488,59 @@ def test_a_carrier_feed_cannot_charge_its_own_shipment_in_another_carriers_name(
         "connection 'acme-feed' is bound to carrier ACME: freight charge 'R-7' names carrier RIVL "
         "(a carrier-bound connection charges only its own carrier's shipments)"
     )
+
+
+def test_the_api_refuses_a_connection_widening_its_connector_as_a_problem_naming_the_field(admin_caller):
+    response = admin_caller.http.post(
+        "/api/v1/connections/",
+        {"slug": "api-dcsa", "system": "carrier", "connector": "dcsa", "document_kinds": ["order"]},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["errors"][0]["field"] == "document_kinds"
+    assert "'order'" in body["errors"][0]["message"]
+    assert not Connection.objects.filter(slug="api-dcsa").exists()
+
+
+def test_the_api_narrows_a_connection_and_shows_its_kinds(admin_caller):
+    created = admin_caller.http.post(
+        "/api/v1/connections/",
+        {"slug": "api-x12", "system": "partner", "connector": "x12", "document_kinds": ["milestone"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["document_kinds"] == ["milestone"]
+
+    widened = admin_caller.http.patch(
+        "/api/v1/connections/api-x12/", {"document_kinds": ["milestone", "order"]}, format="json"
+    )
+    assert widened.status_code == 400, widened.content
+    assert Connection.objects.get(slug="api-x12").document_kinds == ["milestone"]
+
+
+def test_the_admin_shows_a_widening_error_on_the_document_kinds_box(admin_client):
+    response = admin_client.post(
+        reverse("admin:connections_connection_add"),
+        {
+            "slug": "admin-dcsa",
+            "system": "carrier",
+            "connector": "dcsa",
+            "carrier": "",
+            "document_kinds": ["milestone", "freight_charge"],
+            "is_active": "on",
+            "config": "{}",
+            "secret": "",
+            "subscriptions-TOTAL_FORMS": "0",
+            "subscriptions-INITIAL_FORMS": "0",
+            "subscriptions-MIN_NUM_FORMS": "0",
+            "subscriptions-MAX_NUM_FORMS": "1000",
+        },
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "'freight_charge'" in errors["document_kinds"][0]
+    assert not Connection.objects.filter(slug="admin-dcsa").exists()
