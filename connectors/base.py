@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from canonical.contracts.v1 import DOCUMENT_CONTRACTS
 from connectors.errors import NotSupported
 
 CAPABILITIES = ("verify", "natural_id", "parse", "map", "render", "send", "poll", "operate", "lookup")
@@ -182,12 +183,21 @@ class ConnectorSpec:
     #: What a mapping may target, for validation on save: {"codes": {code_set: [allowed canonical
     #: values]}, "fields": [canonical field names]}. Empty: anything goes.
     mapping_targets: dict[str, Any] = field(default_factory=dict)
+    #: The canonical document kinds ``map`` can produce (keys of contract v1 ``DOCUMENT_CONTRACTS``:
+    #: milestone, order, shipment, freight_charge, functional_ack). The inbox refuses any other kind
+    #: from this connector's connections; a connection may narrow the set, never widen it.
+    document_kinds: frozenset[str] = frozenset()
 
     base_methods: ClassVar[dict[str, Any]] = {name: getattr(Connector, name) for name in CAPABILITIES}
 
     def __post_init__(self) -> None:
         if self.system not in SYSTEMS:
             raise ValueError(f"connector {self.key!r}: system must be one of {SYSTEMS}")
+        unknown = sorted(set(self.document_kinds) - set(DOCUMENT_CONTRACTS))
+        if unknown:
+            raise ValueError(
+                f"connector {self.key!r}: unknown document kinds {unknown}; use {sorted(DOCUMENT_CONTRACTS)}"
+            )
 
     @property
     def capabilities(self) -> list[str]:
@@ -207,4 +217,5 @@ class ConnectorSpec:
             "operations": list(self.connector.operations),
             "config_schema": self.config_schema.model_json_schema(),
             "secret_fields": list(self.secret_fields),
+            "document_kinds": sorted(self.document_kinds),
         }

@@ -209,6 +209,7 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=BottleCrmConnector,
+    document_kinds=frozenset({"milestone"}),  # map: a closed case -> EXCEPTION_RESOLVED
     secret_fields=("secret",),
     description=(
         "Accounts, contacts, shipment statuses and exception cases in BottleCRM (REST, personal access "

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from canonical.contracts.v1 import DOCUMENT_CONTRACTS
 from connectors import signing
 from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
 from connectors.errors import ParseError
@@ -62,5 +63,10 @@ CONNECTOR = ConnectorSpec(
     config_schema=Config,
     connector=CanonicalConnector,
     secret_fields=("secret",),
-    description="Accepts canonical milestone events (ARCHITECTURE.md contract v1), one object or a list.",
+    description=(
+        "Accepts canonical documents (ARCHITECTURE.md contract v1: milestones, orders, shipments, freight "
+        "charges, acknowledgements), one object or a list."
+    ),
+    # map passes canonical documents through unchanged: every kind of contract v1.
+    document_kinds=frozenset(DOCUMENT_CONTRACTS),
 )

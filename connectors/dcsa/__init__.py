@@ -98,6 +98,7 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=DcsaConnector,
+    document_kinds=frozenset({"milestone"}),  # map: T&T events -> milestones
     secret_fields=("secret",),
     description=(
         "Reads DCSA T&T 2.2 and 3.0 transport, equipment and shipment events (validated against DCSA's "

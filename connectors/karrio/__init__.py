@@ -192,6 +192,7 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=KarrioConnector,
+    document_kinds=frozenset({"milestone"}),  # map: tracker and shipment webhooks -> milestones
     secret_fields=("api_key", "webhook_secret"),
     description=(
         "Creates Karrio orders and bought shipments (with trackers), cancels them, registers the "

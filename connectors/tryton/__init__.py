@@ -165,6 +165,7 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=TrytonConnector,
+    document_kinds=frozenset({"order"}),  # map: a confirmed sale -> one order
     secret_fields=("password",),
     description=(
         "Polls confirmed Tryton 8.0 sales as orders; links TMS shipments, records freight cost, posts "

@@ -77,6 +77,7 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=WebhookConnector,
+    document_kinds=frozenset(),  # delivers only: reads nothing inbound
     secret_fields=("secret",),
     description="POSTs each event as a CloudEvents 1.0 envelope, signed with X-Crossdock-Signature.",
 )

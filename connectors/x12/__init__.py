@@ -215,6 +215,8 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=X12Connector,
+    # map: 214/990 -> milestones, 204 -> shipment, 210 -> freight_charge, 997 -> functional_ack
+    document_kinds=frozenset({"milestone", "shipment", "freight_charge", "functional_ack"}),
     description=(
         "Reads X12 214 status, 990 tender response, 210 freight invoice, 204 load tender and 997 "
         "acknowledgment interchanges with envelope validation; renders 204 tenders and 997s."

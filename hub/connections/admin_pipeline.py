@@ -28,7 +28,7 @@ from canonical.admin import (
     ServiceRejected,
     admin_link,
 )
-from canonical.contracts.v1 import EventType
+from canonical.contracts.v1 import DOCUMENT_CONTRACTS, EventType
 from canonical.errors import DomainError
 from connectors import registry
 from hub.connections.models import Connection, Subscription
@@ -57,6 +57,13 @@ class ConnectionForm(ServiceModelForm):
     clear_secret = forms.BooleanField(
         required=False, label="Clear secret", help_text="Remove the stored secret."
     )
+    document_kinds = forms.MultipleChoiceField(
+        choices=[(kind, kind) for kind in DOCUMENT_CONTRACTS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Canonical document kinds this connection may send, a subset of its connector's. "
+        "None ticked: every kind the connector produces.",
+    )
 
     class Meta:
         model = Connection
@@ -66,6 +73,7 @@ class ConnectionForm(ServiceModelForm):
             "system",
             "connector",
             "carrier",
+            "document_kinds",
             "is_active",
             "config",
             "poll_interval_s",
@@ -135,7 +143,7 @@ class ConnectionAdmin(ServiceModelAdmin):
     ordering = ("slug",)
     inlines = (SubscriptionInline,)
     fieldsets = (
-        (None, {"fields": ("slug", "name", "system", "connector", "carrier", "is_active")}),
+        (None, {"fields": ("slug", "name", "system", "connector", "carrier", "document_kinds", "is_active")}),
         ("Configuration", {"fields": ("config",)}),
         ("Transports", {"fields": ("poll_interval_s", "drop_folder", "poll_state")}),
         ("Secret", {"fields": ("has_secret_display", "secret", "clear_secret")}),

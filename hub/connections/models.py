@@ -81,7 +81,14 @@ class Connection(TimestampedModel):
         null=True,
         blank=True,
         related_name="connections",
-        help_text="For a carrier's own feed: its events may touch only this carrier's shipments.",
+        help_text="For a carrier's own feed: it may write only this carrier's shipments, their charges and "
+        "milestones, never orders or customers (hub.inbox.authority).",
+    )
+    document_kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Canonical document kinds this connection may send, e.g. ["milestone"]; a subset of '
+        "its connector's. Empty: every kind the connector produces.",
     )
     is_active = models.BooleanField(default=True)
     poll_interval_s = models.PositiveIntegerField(

@@ -1,4 +1,4 @@
-"""API client lifecycle: create (key shown once), rotate, authenticate."""
+"""API client lifecycle: create (key shown once), rotate, authenticate; connections and subscriptions."""
 
 from __future__ import annotations
 
@@ -170,6 +170,29 @@ def _validate_transports(connection: Connection) -> None:
         raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
 
 
+def _validated_kinds(connection: Connection) -> list[str]:
+    """The connection's document kinds, de-duplicated and sorted; each must be one its connector
+    declares (a connection narrows its connector's kinds, never widens them). Empty: all of them."""
+    spec = registry.get(connection.connector)
+    kinds = connection.document_kinds if connection.document_kinds is not None else []
+    if not isinstance(kinds, list) or not all(isinstance(kind, str) for kind in kinds):
+        message = 'must be a list of canonical document kinds, e.g. ["milestone"]'
+        raise ValidationFailed(
+            f"document_kinds: {message}", errors=[{"field": "document_kinds", "message": message}]
+        )
+    wider = sorted(set(kinds) - spec.document_kinds)
+    if wider:
+        declared = ", ".join(sorted(spec.document_kinds)) or "none"
+        message = (
+            f"connector {spec.key!r} does not produce {', '.join(map(repr, wider))} documents "
+            f"(it produces: {declared}); a connection may only narrow its connector's kinds"
+        )
+        raise ValidationFailed(
+            f"document_kinds: {message}", errors=[{"field": "document_kinds", "message": message}]
+        )
+    return sorted(set(kinds))
+
+
 def connection_save(
     *,
     instance: Connection | None = None,
@@ -177,13 +200,15 @@ def connection_save(
     secret: str | None = None,
 ) -> Connection:
     """Create or update a connection. The connector key and its config are validated (400 naming
-    the field); an outbound URL is checked against the URL policy; ``secret`` is encrypted at rest
-    (``""`` clears it, ``None`` keeps it)."""
+    the field); an outbound URL is checked against the URL policy; ``document_kinds`` must narrow
+    the connector's declared kinds; ``secret`` is encrypted at rest (``""`` clears it, ``None``
+    keeps it)."""
     connection = instance or Connection()
     for name, value in data.items():
         setattr(connection, name, value)
     _validate_config(connector_key=connection.connector, config=connection.config)
     _validate_transports(connection)
+    connection.document_kinds = _validated_kinds(connection)
     if secret is not None:
         connection.secret_encrypted = crypto.encrypt(secret) if secret else ""
     try:

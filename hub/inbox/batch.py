@@ -8,8 +8,9 @@ write the outbox and deliveries and update the messages in bulk, all in one tran
 
 Anything unusual goes the careful way, one message at a time through
 ``inbound_message_process`` (same transaction semantics, per-document savepoints, dead letters):
-a message that fails to parse, map or validate, names an unknown shipment (or another carrier's), or
-is being reprocessed, and every message touching a shipment that
+a message that fails to parse, map or validate, names an unknown shipment, is refused by
+``hub.inbox.authority`` (a kind the connection may not send, another carrier's shipment), or is
+being reprocessed, and every message touching a shipment that
 such a message touches (so the two paths never interleave on one shipment). If the fast path fails
 unexpectedly, its whole transaction rolls back and those messages go the careful way too.
 """
@@ -35,6 +36,7 @@ from connectors.base import InboundRequest
 from connectors.errors import ConnectorError
 from hub.connections.services import connection_config
 from hub.inbox.acks import acknowledge_on_commit
+from hub.inbox.authority import document_refusal
 from hub.inbox.models import InboundMessage
 from hub.mappings.services import mapping_set_for
 from hub.outbox.services import outbox_events_record_bulk
@@ -94,9 +96,17 @@ def _split(plans: list[_Plan], shipments: dict) -> tuple[list[_Plan], list[_Plan
         if not plan.references <= set(shipments):
             plan.careful = True  # an unknown shipment: dead-lettered (and retried) by the careful path
             continue
-        carrier_id = plan.message.connection.carrier_id
-        if carrier_id is not None and any(shipments[ref].carrier_id != carrier_id for ref in plan.references):
-            plan.careful = True  # a carrier's feed naming another carrier's shipment: refused there
+        connection = plan.message.connection
+        if any(
+            document_refusal(
+                connection=connection, document=event, shipment=shipments[event.shipment.reference]
+            )
+            for events in plan.documents
+            for event in events
+        ):
+            # Not this connection's to send (hub.inbox.authority): the careful path dead-letters it
+            # with the same rule's reason.
+            plan.careful = True
     careful_refs: set[str] = set()
     changed = True
     while changed:

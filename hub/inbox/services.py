@@ -54,6 +54,7 @@ from hub.core.wake import claim_helper_slot, wake_clear, wake_on_commit
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record, dead_letter_settle
 from hub.inbox.acks import acknowledge_on_commit
+from hub.inbox.authority import Refused, document_authorize
 from hub.inbox.batch import inbound_batch_process
 from hub.inbox.models import InboundMessage
 from hub.mappings.services import mapping_set_for
@@ -393,7 +394,9 @@ def _process_document(
     outcome = "duplicate"
     try:
         with transaction.atomic():
-            for doc in documents:
+            for checked in documents:
+                # Who may write what (hub.inbox.authority): the same rule as the batch fast path.
+                doc = document_authorize(connection=connection, document=checked)
                 if isinstance(doc, MilestoneEvent):
                     result = shipment_apply_milestone(
                         event=doc,
@@ -409,6 +412,8 @@ def _process_document(
                     transaction.on_commit(partial(workflows_wake, subjects=[result.shipment.reference]))
                 elif _apply_document(doc, source=connection.slug):
                     outcome = "applied"
+    except Refused as exc:
+        return fail("validate", exc, exc.detail)
     except UnknownShipmentError as exc:
         detail = f"unknown shipment reference {exc.reference!r}; will retry when the shipment exists"
         return fail("apply", exc, detail, waiting_for=exc.reference)

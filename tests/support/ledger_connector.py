@@ -115,6 +115,7 @@ CONNECTOR = ConnectorSpec(
     version="1.0",
     config_schema=Config,
     connector=TestPeerConnector,
+    document_kinds=frozenset({"milestone"}),
     default_mappings={
         "inbound": {"fields": {}, "codes": {"status": {"PU": "DEPARTED_PICKUP", "DL": "DELIVERED"}}}
     },

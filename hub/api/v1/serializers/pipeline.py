@@ -7,7 +7,7 @@ import base64
 from django.urls import reverse
 from rest_framework import serializers
 
-from canonical.contracts.v1 import EventType
+from canonical.contracts.v1 import DOCUMENT_CONTRACTS, EventType
 from canonical.models import Carrier, ShipmentEvent
 from hub.api.v1.serializers.base import TIMESTAMPS, BusinessKeyRelatedField
 from hub.connections import services as connection_services
@@ -39,6 +39,13 @@ class ConnectionSerializer(serializers.ModelSerializer):
         help_text="Write-only; stored encrypted.",
     )
     has_secret = serializers.BooleanField(read_only=True)
+    document_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(DOCUMENT_CONTRACTS)),
+        required=False,
+        allow_empty=True,
+        help_text="Canonical document kinds this connection may send, a subset of its connector's "
+        "(GET /connectors lists them); empty: all of the connector's.",
+    )
     inbound_url = serializers.SerializerMethodField()
     circuit = serializers.SerializerMethodField()
 
@@ -54,6 +61,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "secret",
             "has_secret",
             "carrier",
+            "document_kinds",
             "is_active",
             "inbound_url",
             "circuit",
