@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from django.db.models import Q
@@ -20,11 +21,12 @@ from connectors.errors import ConnectorError
 from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.core.correlation import correlation_id_new, correlation_scope
+from hub.core.lease import LEASE_S, lease_kept
 from hub.inbox.services import inbound_message_receive
 
 logger = logging.getLogger(__name__)
 
-POLL_LEASE_S = 300  # seconds one poll may hold a connection before another worker may poll it
+POLL_LEASE_S = LEASE_S  # seconds a poll holds its connection, renewed by a heartbeat while it runs
 
 
 def connections_poll_due() -> list[UUID]:
@@ -39,6 +41,12 @@ def connections_poll_due() -> list[UUID]:
         if "poll" in registry.get(connector).capabilities:
             due.append(pk)
     return due
+
+
+def _poll_lease_renew(connection_id: UUID) -> int:
+    return Connection.objects.filter(pk=connection_id, poll_lease_until__isnull=False).update(
+        poll_lease_until=timezone.now() + timedelta(seconds=POLL_LEASE_S)
+    )
 
 
 def connection_poll(*, connection_id: UUID) -> int:
@@ -59,7 +67,10 @@ def connection_poll(*, connection_id: UUID) -> int:
     connection = Connection.objects.get(pk=connection_id)
     correlation_id = correlation_id_new()
     stored = 0
-    with correlation_scope(correlation_id):
+    with (
+        correlation_scope(correlation_id),
+        lease_kept(partial(_poll_lease_renew, connection_id), name="poll"),
+    ):
         try:
             connector = registry.get(connection.connector).instance()
             result = connector.poll(

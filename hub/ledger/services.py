@@ -22,6 +22,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -35,11 +36,13 @@ from connectors.errors import ConnectorError, NotSupported, TransientError
 from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.core.correlation import correlation_id_get
+from hub.core.lease import LEASE_S, lease_kept
 from hub.ledger.models import ControlCounter, SideEffect
 
 logger = logging.getLogger(__name__)
 
-LEASE_S = 120  # seconds an attempt may hold a write before another worker may take it over
+# An attempt holds a write for hub.core.lease.LEASE_S, renewed by a heartbeat while the write runs:
+# another worker may take it over only once the holder has died.
 BUSY_RETRY_S = 5.0  # seconds the caller is told to wait when another worker holds the write
 
 
@@ -155,7 +158,10 @@ def side_effect_perform(
     connector = registry.get(connection.connector).instance()
     ctx: OperationContext = connection_context(connection, direction="outbound")
     try:
-        with _write_slot(connection, ctx.config):
+        with (
+            lease_kept(partial(_lease_renew, effect.pk), name=f"ledger:{operation}"),
+            _write_slot(connection, ctx.config),
+        ):
             return _attempt(effect, begun, connector, operation, ctx)
     except TransientError as exc:
         SideEffect.objects.filter(pk=effect.pk).update(lease_until=None, last_error=exc.detail[:2000])
@@ -165,6 +171,15 @@ def side_effect_perform(
             status=SideEffect.Status.FAILED, lease_until=None, last_error=exc.detail[:2000]
         )
         raise
+
+
+def _lease_renew(effect_pk) -> int:
+    """Extend the lease of a write still held (not recorded yet); a recorded one is left alone."""
+    return (
+        SideEffect.objects.filter(pk=effect_pk, lease_until__isnull=False)
+        .exclude(status=SideEffect.Status.DONE)
+        .update(lease_until=timezone.now() + timedelta(seconds=LEASE_S))
+    )
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from django.utils import timezone
 from canonical.errors import ConflictError, DomainError, NotFoundError
 from connectors.errors import ConnectorError, TransientError
 from hub.core.correlation import correlation_id_get, correlation_id_new, correlation_scope
+from hub.core.lease import LEASE_S, lease_kept
 from hub.outbox.retry import backoff_delay
 from hub.workflows import definitions
 from hub.workflows.definitions import Done, StepContext, Wait
@@ -31,7 +32,6 @@ from hub.workflows.models import WorkflowAction, WorkflowRun, WorkflowStep
 
 logger = logging.getLogger(__name__)
 
-LEASE_S = 300  # seconds one advance may hold a run (steps call peers with their own timeouts)
 MAX_STEPS_PER_ADVANCE = 50  # a guard against a flow that never stops; the sweeper continues it
 
 
@@ -96,6 +96,12 @@ def _lease(run_id: UUID) -> WorkflowRun | None:
     return WorkflowRun.objects.get(pk=run_id) if claimed == 1 else None
 
 
+def _lease_renew(run_id: UUID) -> int:
+    return WorkflowRun.objects.filter(pk=run_id, lease_until__isnull=False).update(
+        lease_until=timezone.now() + timedelta(seconds=LEASE_S)
+    )
+
+
 def _save_run(run: WorkflowRun, **changes: Any) -> None:
     for name, value in changes.items():
         setattr(run, name, value)
@@ -114,7 +120,11 @@ def workflow_advance(*, run_id: UUID) -> WorkflowRun | None:
     if run is None:
         return None
     try:
-        with correlation_scope(run.correlation_id):
+        # Steps call peers with their own timeouts: the heartbeat keeps the run ours while they do.
+        with (
+            lease_kept(partial(_lease_renew, run.pk), name=f"workflow:{run.flow}"),
+            correlation_scope(run.correlation_id),
+        ):
             if run.status == WorkflowRun.Status.COMPENSATING:
                 _compensate_steps(run)
             else:
