@@ -242,6 +242,8 @@ class Interchange:
     groups: list[Group] = field(default_factory=list)
     loose_sets: list[TransactionSet] = field(default_factory=list)  # sets outside any group
     problems: list[Problem] = field(default_factory=list)
+    ta1_codes: list[str] = field(default_factory=list)  # TA105 note codes, in the order found
+    ta1_segments: list[Segment] = field(default_factory=list)  # TA1s received (before the first GS)
     trailer: Segment | None = None
 
     def isa(self, position: int) -> str:
@@ -250,6 +252,17 @@ class Interchange:
     @property
     def control_number(self) -> str:
         return self.isa(13)
+
+    @property
+    def ta1_status(self) -> str:
+        """TA104: A accepted, E accepted with errors (a TA1 note). Never R: an interchange we could
+        read is processed; one we could not read raised ParseError and has nothing to answer."""
+        return "E" if self.ta1_codes else "A"
+
+    @property
+    def ta1_note(self) -> str:
+        """TA105: the lowest X12 note code found (TA1 has room for one), ``000`` when none."""
+        return min(self.ta1_codes) if self.ta1_codes else "000"
 
     def all_sets(self) -> list[tuple[Group | None, TransactionSet]]:
         pairs: list[tuple[Group | None, TransactionSet]] = [(g, s) for g in self.groups for s in g.sets]
@@ -635,9 +648,9 @@ class _Builder:
             group.problems.append(
                 Problem(
                     "GE02_CONTROL",
-                    REJECT,
+                    WARNING,
                     "group",
-                    "control number differs from GS06",
+                    "control number differs from GS06; the sets inside were each checked",
                     trailer,
                     "GE02",
                     expected=group.control_number,
@@ -687,6 +700,8 @@ class _Builder:
                 self.close_group(segment)
         elif self.tset is not None:
             self.tset.segments.append(segment)
+        elif tag == "TA1" and self.enveloped and self.group is None:
+            self.interchange.ta1_segments.append(segment)  # X12 allows ISA TA1.. GS..GE IEA
         else:
             self.stray(segment, "segment outside any transaction set (ST..SE); ignored")
 
@@ -714,6 +729,7 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
                 found=header.get(13),
             )
         )
+        interchange.ta1_codes.append("018")
     version = header.get(12).strip()
     if version < "00402" and header.get(11).strip() not in ("U", ""):
         interchange.problems.append(
@@ -728,6 +744,29 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
                 found=header.get(11),
             )
         )
+        interchange.ta1_codes.append("016")
+    for position, code, valid, expected in (
+        (9, "014", _valid_date, "YYMMDD"),
+        (10, "015", lambda v: bool(_TIME.match(v)) and len(v) == 4, "HHMM"),
+        (14, "019", lambda v: v in ("0", "1"), "0 or 1"),
+    ):
+        value = header.get(position).strip()
+        if position == 9:
+            value = "20" + value if len(value) == 6 else value
+        if not valid(value):
+            interchange.problems.append(
+                Problem(
+                    f"ISA{position:02d}_SYNTAX",
+                    WARNING,
+                    "interchange",
+                    f"ISA{position:02d} is not valid",
+                    header,
+                    f"ISA{position:02d}",
+                    expected=expected,
+                    found=header.get(position),
+                )
+            )
+            interchange.ta1_codes.append(code)
     if header.get(15).strip() == "T":
         interchange.problems.append(
             Problem("ISA15_TEST", WARNING, "interchange", "test interchange (ISA15 = T)", header, "ISA15")
@@ -752,11 +791,19 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
         )
     trailer = interchange.trailer
     if trailer.get(2).strip() != control:
-        raise ParseError(
-            f"IEA02 expected {control!r} (ISA13), found {trailer.get(2)!r}: header and trailer belong to "
-            "different interchanges",
-            position=trailer.where(),
+        interchange.problems.append(
+            Problem(
+                "IEA02_CONTROL",
+                WARNING,
+                "interchange",
+                "interchange control number differs from ISA13; the groups inside were each checked",
+                trailer,
+                "IEA02",
+                expected=control,
+                found=trailer.get(2),
+            )
         )
+        interchange.ta1_codes.append("001")
     if _count(trailer.get(1)) != len(interchange.groups):
         interchange.problems.append(
             Problem(
@@ -770,6 +817,7 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
                 found=trailer.get(1),
             )
         )
+        interchange.ta1_codes.append("021")
     return interchange
 
 
