@@ -5,15 +5,19 @@ Inbound (``parse`` then ``map``), pure:
   indentation, non-fixed-width ISA, several interchanges/groups/sets, bare ST..SE) and checks every
   envelope (``parser`` module docstring: the full table of problems and what each rejects).
   It returns one document per transaction set, including rejected ones (they carry their reasons),
-  the non-fatal problems as strings, and ``acknowledgements``: one group result per received group,
-  which the hub renders with ``render_997`` and sends back to the partner. A problem with the
-  interchange itself (no ISA/GS/ST, IEA missing or not matching ISA13) raises ParseError naming the
-  segment, its line and what was expected vs found.
+  the non-fatal problems as strings (a faulty but readable envelope, e.g. IEA02 not ISA13, is one
+  of them: its sets are still returned), ``acknowledgements``: one group result per received
+  group, which the hub renders with ``render_997`` and sends back to the partner (the first of an
+  interchange carrying the TA1 when one is due: ``send_ta1``), and ``interchange_acknowledgements``:
+  TA1s due for interchanges no 997 answers (``render_ta1``). A message that cannot be read (no
+  ISA/GS/ST, ISA delimiters unreadable, IEA missing) raises ParseError naming the segment, its line
+  and what was expected vs found.
 - ``map`` turns one set into canonical documents (``mapping`` module): 214 -> milestones,
   990 -> TENDER_ACCEPTED/REJECTED, 210 -> ``freight_charge``, 204 -> ``shipment``,
   997 -> ``functional_ack``. A rejected set raises ParseError (stage parse) with its reasons.
 
-Outbound: ``render.render_204`` and ``render.render_997`` (pure, control numbers from the caller).
+Outbound: ``render.render_204``, ``render.render_997`` and ``render.render_ta1`` (pure, control
+numbers from the caller).
 There is no ``send``: files travel through the hub's drop-folder transport.
 
 Why our own parser (docs/subsystems/x12.md has the evaluation): pyx12 is HIPAA-oriented and

@@ -14,28 +14,38 @@ What is accepted on input
   there is no interchange to answer.
 
 What is checked, and what each problem does (``Problem.severity`` and ``Problem.scope``)
-The rule: a missing trailer, or a trailer whose control number disagrees with its header, rejects
-that unit (the header and trailer may belong to different envelopes: a spliced or truncated file);
-a wrong segment count on SE rejects the set (segments inside it may be missing, and the set's
-content is what gets mapped); a wrong *child* count on GE or IEA is only a warning, because each
-child carries and passes its own trailer check, so what we hold is intact.
+The rule: **a faulty envelope is reported, only a broken set is rejected**. A set carries its own
+ST/SE pair and segment count, and what gets mapped is its content; so a set whose trailer is
+missing or disagrees (control number, segment count) or whose content is malformed is rejected
+alone (997 AK5 R), and the other sets of its group are processed. Interchange and group trailers
+that disagree with their header (IEA02 vs ISA13, GE02 vs GS06) or whose child count is off (IEA01,
+GE01), and odd but readable ISA fields, are **warnings**, as mainstream translators treat them:
+each set inside passed its own check, so what we hold is intact; the fault is reported back in the
+TA1 (TA104 E, TA105 the X12 note code) or the 997 (AK9 E with the code). A *missing* trailer means
+a truncated unit (what followed is lost): no GE rejects that group, no IEA rejects the message. A
+group whose header has no usable control number (GS06) is rejected as a group. Only a message we
+cannot read (no ISA/GS/ST, an ISA whose delimiters cannot be told) or a truncated interchange
+raises ParseError: a parse dead letter, nothing to acknowledge.
 
 ======================================================  ==========  ==============================
-Problem                                                 Effect      997
+Problem                                                 Effect      TA1 / 997
 ======================================================  ==========  ==============================
 no ISA/GS/ST at the start; ISA with < 16 separators     message     (ParseError: nothing to ack)
-IEA missing (message ends inside the interchange)       message     (ParseError; TA1 territory)
-IEA02 differs from ISA13                                message     (ParseError; TA1 territory)
-ISA inside an open interchange                          message     (ParseError)
-IEA01 differs from the number of groups                 warning     -
-ISA not 106 characters (non-fixed-width)                warning     -
-ISA11 not ``U`` in a version before 00402               warning     -
-ISA13 not 9 digits                                      warning     -
-ISA15 ``T`` (test interchange)                          warning     -
+IEA missing (message ends inside the interchange)       message     (ParseError: truncated)
+ISA inside an open interchange                          message     (ParseError: IEA missing)
+IEA02 differs from ISA13                                warning     TA1 E, TA105 001
+IEA01 differs from the number of groups                 warning     TA1 E, TA105 021
+ISA09 not a YYMMDD date                                 warning     TA1 E, TA105 014
+ISA10 not an HHMM time                                  warning     TA1 E, TA105 015
+ISA11 not ``U`` in a version before 00402               warning     TA1 E, TA105 016
+ISA13 not 9 digits                                      warning     TA1 E, TA105 018
+ISA14 neither 0 nor 1                                   warning     TA1 E, TA105 019
+ISA not 106 characters (non-fixed-width)                warning     (no TA1 note)
+ISA15 ``T`` (test interchange)                          warning     (no TA1 note)
 data after the last IEA                                 warning     -
 GE missing (next GS, IEA or end of message)             group       AK9 R, code 3
-GE02 differs from GS06                                  group       AK9 R, code 4
 GS06 empty or not numeric                               group       AK9 R, code 6
+GE02 differs from GS06                                  warning     AK9 E, code 4
 GE01 differs from the number of sets                    warning     AK9 E/P, code 5
 segment between sets (outside ST..SE), stray SE/GE      warning     AK9 E
 SE missing (next ST, GE, IEA or end of message)         set         AK5 R, code 2
@@ -50,6 +60,11 @@ mandatory segment missing (B10, B1, B2, B3, AK1...)     set         AK3 code 3, 
 invalid date (CCYYMMDD) or time (HHMM[SS[dd]])          set         AK3 code 8 + AK4 8/9, AK5 R 5
 GS01 does not fit ST01 (e.g. QM for a 204)              warning     AK5 E
 ======================================================  ==========  ==============================
+
+A TA1 says TA104 E with the lowest note code found (TA1 holds one; ``Interchange.ta1_codes`` keeps
+them all), else A with 000. It is sent when the partner asked (ISA14 = 1) or as the connection's
+``send_ta1`` says (``documents.acknowledgements``). TA1 segments received between ISA and the first
+GS are kept (``Interchange.ta1_segments``), not reported as stray.
 
 A rejected set is still returned (``TransactionSet.rejected``): the connector turns it into a
 document that dead-letters with its reasons, so nothing is dropped silently. Every problem names the
