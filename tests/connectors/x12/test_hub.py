@@ -129,3 +129,41 @@ def test_an_interchange_whose_iea02_disagrees_applies_its_milestones_and_the_997
     assert (effect.status, effect.payload["group"]["ta1"]["notes"]) == ("done", ["001"])
     assert message_acknowledge(message_id=message.pk) == 1  # again: the ledger row is done, nothing resent
     assert len(gateway.state.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ta1_no_997_answers_is_sent_alone_through_the_ledger(gateway):
+    """With 997s off and ``send_ta1: errors``, the faulty interchange gets a TA1 of its own (operation
+    ack.ta1), numbered from the connection's interchange counter, sent once."""
+    connection = connection_save(
+        data={
+            "slug": "canadapost",
+            "system": "carrier",
+            "connector": "x12",
+            "config": {
+                "sender_id": "CROSSDOCK",
+                "receiver_id": "CPC",
+                "outbound_url": gateway.url,
+                "send_997": False,
+                "send_ta1": "errors",
+            },
+        }
+    )
+    body = CANADAPOST.replace(b"IEA*00001*000001644", b"IEA*00002*000001644")  # IEA01: 2 groups, 1 sent
+    received = _receive(connection, body)
+    assert inbox.inbox_drain(budget_s=20) == 1
+
+    assert message_acknowledge(message_id=received.message.pk) == 1
+    assert message_acknowledge(message_id=received.message.pk) == 1  # the ledger row is done: not resent
+    (sent,) = gateway.state.received
+    segments = [s.strip() for s in sent["body"].decode().split("~") if s.strip()]
+    assert len(segments) == 3
+    assert segments[0].endswith("*U*00401*000000001*0*P*>")
+    assert segments[1:] == ["TA1*000001644*191103*1800*E*021", "IEA*0*000000001"]
+    effect = SideEffect.objects.get(connection=connection)
+    assert (effect.operation, effect.business_key, effect.status, effect.external_id) == (
+        "ack.ta1",
+        "isa:02:CPC:000001644:TA1:000001644",
+        "done",
+        "000000001",
+    )
