@@ -106,6 +106,12 @@ DATE_TIME_ELEMENTS = (
 )
 
 ISA_LENGTH = 106  # characters of a fixed-width ISA segment, terminator included
+#: ISA fields checked for syntax: (position, what is expected, TA105 note code when it is not that).
+ISA_FIELD_CHECKS = (
+    (9, "YYMMDD", "014"),
+    (10, "HHMM", "015"),
+    (14, "0 or 1", "019"),
+)
 _TAG = re.compile(r"[A-Z][A-Z0-9]{1,2}\Z")
 _TIME = re.compile(r"([01]\d|2[0-3])[0-5]\d([0-5]\d(\d{1,2})?)?\Z")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -760,15 +766,8 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
             )
         )
         interchange.ta1_codes.append("016")
-    for position, code, valid, expected in (
-        (9, "014", _valid_date, "YYMMDD"),
-        (10, "015", lambda v: bool(_TIME.match(v)) and len(v) == 4, "HHMM"),
-        (14, "019", lambda v: v in ("0", "1"), "0 or 1"),
-    ):
-        value = header.get(position).strip()
-        if position == 9:
-            value = "20" + value if len(value) == 6 else value
-        if not valid(value):
+    for position, expected, code in ISA_FIELD_CHECKS:
+        if not _isa_field_valid(position, header.get(position).strip()):
             interchange.problems.append(
                 Problem(
                     f"ISA{position:02d}_SYNTAX",
@@ -867,6 +866,14 @@ def _check_duplicate_sets(group: Group) -> None:
             )
             tset.ak5_codes.append("23")
         seen.add(number)
+
+
+def _isa_field_valid(position: int, value: str) -> bool:
+    if position == 9:  # YYMMDD, read as 20YY: the century changes no valid date but 1900-02-29
+        return len(value) == 6 and _valid_date("20" + value)
+    if position == 10:
+        return len(value) == 4 and bool(_TIME.match(value))
+    return value in ("0", "1")  # ISA14
 
 
 def _valid_date(value: str) -> bool:
