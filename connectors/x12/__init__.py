@@ -5,15 +5,19 @@ Inbound (``parse`` then ``map``), pure:
   indentation, non-fixed-width ISA, several interchanges/groups/sets, bare ST..SE) and checks every
   envelope (``parser`` module docstring: the full table of problems and what each rejects).
   It returns one document per transaction set, including rejected ones (they carry their reasons),
-  the non-fatal problems as strings, and ``acknowledgements``: one group result per received group,
-  which the hub renders with ``render_997`` and sends back to the partner. A problem with the
-  interchange itself (no ISA/GS/ST, IEA missing or not matching ISA13) raises ParseError naming the
-  segment, its line and what was expected vs found.
+  the non-fatal problems as strings (a faulty but readable envelope, e.g. IEA02 not ISA13, is one
+  of them: its sets are still returned), ``acknowledgements``: one group result per received
+  group, which the hub renders with ``render_997`` and sends back to the partner (the first of an
+  interchange carrying the TA1 when one is due: ``send_ta1``), and ``interchange_acknowledgements``:
+  TA1s due for interchanges no 997 answers (``render_ta1``). A message that cannot be read (no
+  ISA/GS/ST, ISA delimiters unreadable, IEA missing) raises ParseError naming the segment, its line
+  and what was expected vs found.
 - ``map`` turns one set into canonical documents (``mapping`` module): 214 -> milestones,
   990 -> TENDER_ACCEPTED/REJECTED, 210 -> ``freight_charge``, 204 -> ``shipment``,
   997 -> ``functional_ack``. A rejected set raises ParseError (stage parse) with its reasons.
 
-Outbound: ``render.render_204`` and ``render.render_997`` (pure, control numbers from the caller).
+Outbound: ``render.render_204``, ``render.render_997`` and ``render.render_ta1`` (pure, control
+numbers from the caller).
 There is no ``send``: files travel through the hub's drop-folder transport.
 
 Why our own parser (docs/subsystems/x12.md has the evaluation): pyx12 is HIPAA-oriented and
@@ -44,7 +48,7 @@ from connectors.mapping import MappingSet, load_defaults
 from connectors.x12 import documents as x12_documents
 from connectors.x12 import mapping as x12_mapping
 from connectors.x12 import parser as x12_parser
-from connectors.x12.render import ControlNumbers, next_control_number, render_204, render_997
+from connectors.x12.render import ControlNumbers, next_control_number, render_204, render_997, render_ta1
 
 __all__ = [
     "CONNECTOR",
@@ -54,6 +58,7 @@ __all__ = [
     "next_control_number",
     "render_204",
     "render_997",
+    "render_ta1",
 ]
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
@@ -82,6 +87,11 @@ class Config(BaseModel):
     newline_after_segment: bool = False
     acknowledgment_requested: bool = False
     send_997: bool = Field(default=True, description="acknowledge every received group with a 997")
+    send_ta1: Literal["requested", "errors", "always", "never"] = Field(
+        default="requested",
+        description="TA1 interchange acknowledgment: when the partner asks (ISA14 = 1), also when the "
+        "envelope had a fault (errors), for every interchange (always), or never.",
+    )
     outbound_url: HttpUrl | None = Field(
         default=None,
         description="Where outbound interchanges (997s, 204 tenders) are POSTed as application/edi-x12 "
@@ -106,9 +116,12 @@ class Config(BaseModel):
 
 @dataclass(frozen=True)
 class X12ParseResult(ParseResult):
-    """``ParseResult`` plus one 997 input per received functional group (see ``render_997``)."""
+    """``ParseResult`` plus one 997 input per received functional group (see ``render_997``; the
+    first of an interchange carries its TA1 as ``ta1`` when one is due) and, in
+    ``interchange_acknowledgements``, the TA1s due for interchanges no 997 answers (``render_ta1``)."""
 
     acknowledgements: list[dict[str, Any]] = field(default_factory=list)
+    interchange_acknowledgements: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _outbound(mappings: Any) -> MappingSet:
@@ -128,16 +141,27 @@ class X12Connector(Connector):
     #: numbers the hub drew from its durable per-connection counter (``control``: interchange, group,
     #: transaction_set), so a resend after a crash is byte-for-byte the same interchange and the
     #: partner's duplicate check recognises it.
-    operations = ("ack.997", "tender.204")
+    operations = ("ack.997", "ack.ta1", "tender.204")
     acknowledge_operation = "ack.997"
+    #: The operation that sends a TA1 for a received interchange (``interchange_acknowledgements``);
+    #: its payload carries only ``control.interchange`` (a TA1 has no group).
+    interchange_acknowledge_operation = "ack.ta1"
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
         config = ctx.config
+        control: ControlNumbers | None = None
         try:
-            control = ControlNumbers(**payload["control"])
+            if operation == "ack.ta1":  # a TA1 has no group: only its ISA13 is drawn
+                number = payload["control"]["interchange"]
+                body = render_ta1(payload["interchange"], config, control=number)
+            else:
+                control = ControlNumbers(**payload["control"])
+                number = control.interchange
         except (KeyError, TypeError, ValueError) as exc:
             raise PermanentError(f"{operation}: control numbers missing or invalid: {exc}") from None
-        if operation == "ack.997":
+        if control is None:
+            pass  # the TA1, rendered above
+        elif operation == "ack.997":
             body = render_997(payload["group"], config, control=control)
         elif operation == "tender.204":
             body = render_204(payload["shipment"], config, control=control, mappings=_outbound(ctx.mappings))
@@ -160,8 +184,8 @@ class X12Connector(Connector):
                 f"partner rejected the interchange: HTTP {status} {excerpt}", status_code=status
             )
         return OperationResult(
-            external_id=f"{control.interchange:09d}",
-            data={"interchange": control.interchange, "group": control.group, "bytes": len(body)},
+            external_id=f"{number:09d}",
+            data={"interchange": number, "group": control and control.group, "bytes": len(body)},
         )
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
@@ -192,9 +216,16 @@ class X12Connector(Connector):
                 raise ParseError(f"{exc.detail}; the x12 connector reads X12 text, not {kind}") from None
             raise
         problems = [str(p) for p in reading.all_problems()]
-        acknowledgements = x12_documents.group_results(reading) if getattr(config, "send_997", True) else []
+        acknowledgements, interchange_acknowledgements = x12_documents.acknowledgements(
+            reading,
+            send_997=getattr(config, "send_997", True),
+            send_ta1=getattr(config, "send_ta1", "requested"),
+        )
         return X12ParseResult(
-            documents=x12_documents.documents(reading), problems=problems, acknowledgements=acknowledgements
+            documents=x12_documents.documents(reading),
+            problems=problems,
+            acknowledgements=acknowledgements,
+            interchange_acknowledgements=interchange_acknowledgements,
         )
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:

@@ -7,6 +7,9 @@ that reject it; the connector's ``map`` raises ParseError with them) and ``warni
 
 A **group result** is what ``render.render_997`` acknowledges: one per functional group received
 inside an ISA interchange, except groups of 997s (an acknowledgment is never acknowledged).
+
+An **interchange result** is what ``render.render_ta1`` acknowledges: one per ISA interchange
+received, saying TA104 (A, or E with the TA105 note when the envelope itself was faulty).
 """
 
 from __future__ import annotations
@@ -114,12 +117,53 @@ def group_result(interchange: Interchange, group: Group) -> dict[str, Any]:
     }
 
 
-def group_results(reading: Reading) -> list[dict[str, Any]]:
-    """One result per acknowledgeable group: inside an ISA interchange and not itself a 997 group."""
-    return [
-        group_result(interchange, group)
-        for interchange in reading.interchanges
-        if interchange.header is not None
-        for group in interchange.groups
-        if group.functional_id.strip() != "FA"
-    ]
+def interchange_result(interchange: Interchange) -> dict[str, Any]:
+    """What a TA1 for ``interchange`` says: its ISA13, ISA09, ISA10, TA104 status and TA105 note."""
+    return {
+        "interchange": interchange_info(interchange),
+        "control_number": interchange.isa(13),
+        "date": interchange.isa(9),
+        "time": interchange.isa(10),
+        "status": interchange.ta1_status,
+        "note": interchange.ta1_note,
+        "notes": list(dict.fromkeys(interchange.ta1_codes)),
+    }
+
+
+def _wants_ta1(interchange: Interchange, policy: str) -> bool:
+    requested = interchange.isa(14) == "1"
+    return {
+        "always": True,
+        "errors": requested or bool(interchange.ta1_codes),
+        "requested": requested,
+    }.get(policy, False)
+
+
+def acknowledgements(
+    reading: Reading, *, send_997: bool, send_ta1: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What to send back for ``reading``: (group results, standalone interchange results).
+
+    A TA1 is due for an interchange under ``send_ta1`` (``Config.send_ta1``): ``requested`` when its
+    ISA14 is 1, ``errors`` also when its envelope had a TA1 note, ``always``, or ``never``. It rides
+    in the interchange of the first 997 answering that interchange (``ISA TA1 GS..GE IEA``, as X12
+    allows), as the group result's ``ta1``; when no 997 answers it (997s off, only 997 groups
+    received, no group at all) it is returned on its own, for ``render_ta1``.
+    """
+    groups: list[dict[str, Any]] = []
+    standalone: list[dict[str, Any]] = []
+    for interchange in reading.interchanges:
+        if interchange.header is None:
+            continue
+        results = (
+            [group_result(interchange, g) for g in interchange.groups if g.functional_id.strip() != "FA"]
+            if send_997
+            else []
+        )
+        if _wants_ta1(interchange, send_ta1):
+            if results:
+                results[0]["ta1"] = interchange_result(interchange)
+            else:
+                standalone.append(interchange_result(interchange))
+        groups += results
+    return groups, standalone

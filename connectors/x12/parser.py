@@ -14,28 +14,38 @@ What is accepted on input
   there is no interchange to answer.
 
 What is checked, and what each problem does (``Problem.severity`` and ``Problem.scope``)
-The rule: a missing trailer, or a trailer whose control number disagrees with its header, rejects
-that unit (the header and trailer may belong to different envelopes: a spliced or truncated file);
-a wrong segment count on SE rejects the set (segments inside it may be missing, and the set's
-content is what gets mapped); a wrong *child* count on GE or IEA is only a warning, because each
-child carries and passes its own trailer check, so what we hold is intact.
+The rule: **a faulty envelope is reported, only a broken set is rejected**. A set carries its own
+ST/SE pair and segment count, and what gets mapped is its content; so a set whose trailer is
+missing or disagrees (control number, segment count) or whose content is malformed is rejected
+alone (997 AK5 R), and the other sets of its group are processed. Interchange and group trailers
+that disagree with their header (IEA02 vs ISA13, GE02 vs GS06) or whose child count is off (IEA01,
+GE01), and odd but readable ISA fields, are **warnings**, as mainstream translators treat them:
+each set inside passed its own check, so what we hold is intact; the fault is reported back in the
+TA1 (TA104 E, TA105 the X12 note code) or the 997 (AK9 E with the code). A *missing* trailer means
+a truncated unit (what followed is lost): no GE rejects that group, no IEA rejects the message. A
+group whose header has no usable control number (GS06) is rejected as a group. Only a message we
+cannot read (no ISA/GS/ST, an ISA whose delimiters cannot be told) or a truncated interchange
+raises ParseError: a parse dead letter, nothing to acknowledge.
 
 ======================================================  ==========  ==============================
-Problem                                                 Effect      997
+Problem                                                 Effect      TA1 / 997
 ======================================================  ==========  ==============================
 no ISA/GS/ST at the start; ISA with < 16 separators     message     (ParseError: nothing to ack)
-IEA missing (message ends inside the interchange)       message     (ParseError; TA1 territory)
-IEA02 differs from ISA13                                message     (ParseError; TA1 territory)
-ISA inside an open interchange                          message     (ParseError)
-IEA01 differs from the number of groups                 warning     -
-ISA not 106 characters (non-fixed-width)                warning     -
-ISA11 not ``U`` in a version before 00402               warning     -
-ISA13 not 9 digits                                      warning     -
-ISA15 ``T`` (test interchange)                          warning     -
+IEA missing (message ends inside the interchange)       message     (ParseError: truncated)
+ISA inside an open interchange                          message     (ParseError: IEA missing)
+IEA02 differs from ISA13                                warning     TA1 E, TA105 001
+IEA01 differs from the number of groups                 warning     TA1 E, TA105 021
+ISA09 not a YYMMDD date                                 warning     TA1 E, TA105 014
+ISA10 not an HHMM time                                  warning     TA1 E, TA105 015
+ISA11 not ``U`` in a version before 00402               warning     TA1 E, TA105 016
+ISA13 not 9 digits                                      warning     TA1 E, TA105 018
+ISA14 neither 0 nor 1                                   warning     TA1 E, TA105 019
+ISA not 106 characters (non-fixed-width)                warning     (no TA1 note)
+ISA15 ``T`` (test interchange)                          warning     (no TA1 note)
 data after the last IEA                                 warning     -
 GE missing (next GS, IEA or end of message)             group       AK9 R, code 3
-GE02 differs from GS06                                  group       AK9 R, code 4
 GS06 empty or not numeric                               group       AK9 R, code 6
+GE02 differs from GS06                                  warning     AK9 E, code 4
 GE01 differs from the number of sets                    warning     AK9 E/P, code 5
 segment between sets (outside ST..SE), stray SE/GE      warning     AK9 E
 SE missing (next ST, GE, IEA or end of message)         set         AK5 R, code 2
@@ -50,6 +60,11 @@ mandatory segment missing (B10, B1, B2, B3, AK1...)     set         AK3 code 3, 
 invalid date (CCYYMMDD) or time (HHMM[SS[dd]])          set         AK3 code 8 + AK4 8/9, AK5 R 5
 GS01 does not fit ST01 (e.g. QM for a 204)              warning     AK5 E
 ======================================================  ==========  ==============================
+
+A TA1 says TA104 E with the lowest note code found (TA1 holds one; ``Interchange.ta1_codes`` keeps
+them all), else A with 000. It is sent when the partner asked (ISA14 = 1) or as the connection's
+``send_ta1`` says (``documents.acknowledgements``). TA1 segments received between ISA and the first
+GS are kept (``Interchange.ta1_segments``), not reported as stray.
 
 A rejected set is still returned (``TransactionSet.rejected``): the connector turns it into a
 document that dead-letters with its reasons, so nothing is dropped silently. Every problem names the
@@ -91,6 +106,12 @@ DATE_TIME_ELEMENTS = (
 )
 
 ISA_LENGTH = 106  # characters of a fixed-width ISA segment, terminator included
+#: ISA fields checked for syntax: (position, what is expected, TA105 note code when it is not that).
+ISA_FIELD_CHECKS = (
+    (9, "YYMMDD", "014"),
+    (10, "HHMM", "015"),
+    (14, "0 or 1", "019"),
+)
 _TAG = re.compile(r"[A-Z][A-Z0-9]{1,2}\Z")
 _TIME = re.compile(r"([01]\d|2[0-3])[0-5]\d([0-5]\d(\d{1,2})?)?\Z")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -242,6 +263,8 @@ class Interchange:
     groups: list[Group] = field(default_factory=list)
     loose_sets: list[TransactionSet] = field(default_factory=list)  # sets outside any group
     problems: list[Problem] = field(default_factory=list)
+    ta1_codes: list[str] = field(default_factory=list)  # TA105 note codes, in the order found
+    ta1_segments: list[Segment] = field(default_factory=list)  # TA1s received (before the first GS)
     trailer: Segment | None = None
 
     def isa(self, position: int) -> str:
@@ -250,6 +273,17 @@ class Interchange:
     @property
     def control_number(self) -> str:
         return self.isa(13)
+
+    @property
+    def ta1_status(self) -> str:
+        """TA104: A accepted, E accepted with errors (a TA1 note). Never R: an interchange we could
+        read is processed; one we could not read raised ParseError and has nothing to answer."""
+        return "E" if self.ta1_codes else "A"
+
+    @property
+    def ta1_note(self) -> str:
+        """TA105: the lowest X12 note code found (TA1 has room for one), ``000`` when none."""
+        return min(self.ta1_codes) if self.ta1_codes else "000"
 
     def all_sets(self) -> list[tuple[Group | None, TransactionSet]]:
         pairs: list[tuple[Group | None, TransactionSet]] = [(g, s) for g in self.groups for s in g.sets]
@@ -635,9 +669,9 @@ class _Builder:
             group.problems.append(
                 Problem(
                     "GE02_CONTROL",
-                    REJECT,
+                    WARNING,
                     "group",
-                    "control number differs from GS06",
+                    "control number differs from GS06; the sets inside were each checked",
                     trailer,
                     "GE02",
                     expected=group.control_number,
@@ -687,6 +721,8 @@ class _Builder:
                 self.close_group(segment)
         elif self.tset is not None:
             self.tset.segments.append(segment)
+        elif tag == "TA1" and self.enveloped and self.group is None:
+            self.interchange.ta1_segments.append(segment)  # X12 allows ISA TA1.. GS..GE IEA
         else:
             self.stray(segment, "segment outside any transaction set (ST..SE); ignored")
 
@@ -714,6 +750,7 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
                 found=header.get(13),
             )
         )
+        interchange.ta1_codes.append("018")
     version = header.get(12).strip()
     if version < "00402" and header.get(11).strip() not in ("U", ""):
         interchange.problems.append(
@@ -728,6 +765,22 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
                 found=header.get(11),
             )
         )
+        interchange.ta1_codes.append("016")
+    for position, expected, code in ISA_FIELD_CHECKS:
+        if not _isa_field_valid(position, header.get(position).strip()):
+            interchange.problems.append(
+                Problem(
+                    f"ISA{position:02d}_SYNTAX",
+                    WARNING,
+                    "interchange",
+                    f"ISA{position:02d} is not valid",
+                    header,
+                    f"ISA{position:02d}",
+                    expected=expected,
+                    found=header.get(position),
+                )
+            )
+            interchange.ta1_codes.append(code)
     if header.get(15).strip() == "T":
         interchange.problems.append(
             Problem("ISA15_TEST", WARNING, "interchange", "test interchange (ISA15 = T)", header, "ISA15")
@@ -752,11 +805,19 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
         )
     trailer = interchange.trailer
     if trailer.get(2).strip() != control:
-        raise ParseError(
-            f"IEA02 expected {control!r} (ISA13), found {trailer.get(2)!r}: header and trailer belong to "
-            "different interchanges",
-            position=trailer.where(),
+        interchange.problems.append(
+            Problem(
+                "IEA02_CONTROL",
+                WARNING,
+                "interchange",
+                "interchange control number differs from ISA13; the groups inside were each checked",
+                trailer,
+                "IEA02",
+                expected=control,
+                found=trailer.get(2),
+            )
         )
+        interchange.ta1_codes.append("001")
     if _count(trailer.get(1)) != len(interchange.groups):
         interchange.problems.append(
             Problem(
@@ -770,6 +831,7 @@ def _assemble_interchange(segments: list[Segment], delims: Delimiters) -> Interc
                 found=trailer.get(1),
             )
         )
+        interchange.ta1_codes.append("021")
     return interchange
 
 
@@ -804,6 +866,14 @@ def _check_duplicate_sets(group: Group) -> None:
             )
             tset.ak5_codes.append("23")
         seen.add(number)
+
+
+def _isa_field_valid(position: int, value: str) -> bool:
+    if position == 9:  # YYMMDD, read as 20YY: the century changes no valid date but 1900-02-29
+        return len(value) == 6 and _valid_date("20" + value)
+    if position == 10:
+        return len(value) == 4 and bool(_TIME.match(value))
+    return value in ("0", "1")  # ISA14
 
 
 def _valid_date(value: str) -> bool:

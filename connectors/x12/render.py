@@ -1,7 +1,9 @@
-"""Outbound X12: a 204 load tender from a canonical shipment, a 997 for a received group (pure).
+"""Outbound X12: a 204 load tender from a canonical shipment, a 997 for a received group, a TA1 for a
+received interchange (pure).
 
-Both return the whole interchange (ISA/GS/ST..SE/GE/IEA) as bytes. The caller owns the control
-numbers (``ControlNumbers``): it must draw them from a counter that survives restarts (one per
+Each returns the whole interchange (ISA/GS/ST..SE/GE/IEA; for a TA1 alone, ISA/TA1/IEA with no
+group) as bytes. The caller owns the control numbers (``ControlNumbers``; a TA1 alone takes only its
+ISA13): it must draw them from a counter that survives restarts (one per
 connection and direction), so a resend after a crash reuses the number it recorded rather than
 inventing a new one. ``next_control_number`` gives the successor, wrapping 999999999 -> 1.
 
@@ -97,6 +99,44 @@ def _open(
     version: str,
     interchange: Mapping[str, Any] | None = None,
 ) -> None:
+    _isa(writer, config, control.interchange, now, interchange)
+    _group(writer, config, control, now, functional_id, version, interchange)
+
+
+def _group(
+    writer: _Writer,
+    config: Any,
+    control: ControlNumbers,
+    now: datetime,
+    functional_id: str,
+    version: str,
+    interchange: Mapping[str, Any] | None,
+) -> None:
+    _our_q, our_id, _their_q, their_id = _ids(config, interchange)
+    writer.add(
+        "GS",
+        functional_id,
+        config.gs_sender_code or our_id,
+        config.gs_receiver_code or their_id,
+        now.strftime("%Y%m%d"),
+        now.strftime("%H%M"),
+        str(control.group),
+        "X",
+        version,
+    )
+
+
+def _isa(
+    writer: _Writer,
+    config: Any,
+    number: int,
+    now: datetime,
+    interchange: Mapping[str, Any] | None,
+    *,
+    ask_ta1: bool | None = None,
+) -> None:
+    """Write the fixed-width ISA for interchange ``number``. ISA14 is the
+    config's ``acknowledgment_requested`` unless ``ask_ta1`` says otherwise (a TA1 never asks)."""
     our_q, our_id, their_q, their_id = _ids(config, interchange)
     standards = config.repetition_separator if config.interchange_version >= "00402" else "U"
     writer.add(
@@ -113,23 +153,17 @@ def _open(
         now.strftime("%H%M"),
         standards,
         config.interchange_version,
-        f"{control.interchange:09d}",
-        "1" if config.acknowledgment_requested else "0",
+        f"{number:09d}",
+        "1" if (config.acknowledgment_requested if ask_ta1 is None else ask_ta1) else "0",
         config.usage_indicator,
         config.component_separator,
         raw=True,
     )
-    writer.add(
-        "GS",
-        functional_id,
-        config.gs_sender_code or our_id,
-        config.gs_receiver_code or their_id,
-        now.strftime("%Y%m%d"),
-        now.strftime("%H%M"),
-        str(control.group),
-        "X",
-        version,
-    )
+
+
+def _ta1(writer: _Writer, ta1: Mapping[str, Any]) -> None:
+    """``TA1*<ISA13>*<ISA09>*<ISA10>*<TA104>*<TA105>`` answering one received interchange."""
+    writer.add("TA1", ta1["control_number"], ta1["date"], ta1["time"], ta1["status"], ta1["note"])
 
 
 def _close(writer: _Writer, control: ControlNumbers, st_index: int) -> None:
@@ -239,14 +273,23 @@ def render_997(
     group_result: Mapping[str, Any], config: Any, *, control: ControlNumbers, now: datetime | None = None
 ) -> bytes:
     """A 997 acknowledging one received group (``documents.group_result``): AK1, one AK2..AK5 per
-    set with AK3/AK4 for each segment and element error of a rejected set, and AK9.
+    set with AK3/AK4 for each segment and element error of a rejected set, and AK9. When the group
+    result carries a ``ta1`` (``documents.interchange_result``), its TA1 segment comes right after
+    the ISA, before the GS (``ISA TA1 GS..GE IEA``).
 
     Addressed back to the group's sender (config ids first, else the received interchange's).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     writer = _Writer(config)
     version = group_result.get("version") or config.group_version
-    _open(writer, config, control, now, "FA", version, group_result.get("interchange"))
+    interchange = group_result.get("interchange")
+    ta1 = group_result.get("ta1")
+    if ta1:
+        _isa(writer, config, control.interchange, now, interchange)
+        _ta1(writer, ta1)
+        _group(writer, config, control, now, "FA", version, interchange)
+    else:
+        _open(writer, config, control, now, "FA", version, interchange)
     st_index = len(writer.segments)
     writer.add("ST", "997", f"{control.transaction_set:04d}")
     writer.add("AK1", group_result["functional_id"], group_result["control_number"])
@@ -268,4 +311,23 @@ def render_997(
         *(group_result.get("codes") or [])[:5],
     )
     _close(writer, control, st_index)
+    return writer.bytes()
+
+
+def render_ta1(
+    interchange_result: Mapping[str, Any], config: Any, *, control: int, now: datetime | None = None
+) -> bytes:
+    """A TA1 interchange acknowledgment for one received interchange (``documents.interchange_result``):
+    ``ISA``, ``TA1*<ISA13>*<ISA09>*<ISA10>*<TA104>*<TA105>``, ``IEA*0*<control>`` (no functional
+    group; ISA14 0: an acknowledgment is never acknowledged). ``control`` is the ISA13 of this TA1
+    interchange (1..999999999, from the caller's durable counter). Addressed back to the sender
+    like a 997. Pure and deterministic for a given ``now``.
+    """
+    if not isinstance(control, int) or not 1 <= control <= MAX_CONTROL_NUMBER:
+        raise ValueError(f"interchange control number must be 1..{MAX_CONTROL_NUMBER}, got {control!r}")
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    writer = _Writer(config)
+    _isa(writer, config, control, now, interchange_result.get("interchange"), ask_ta1=False)
+    _ta1(writer, interchange_result)
+    writer.add("IEA", "0", f"{control:09d}")
     return writer.bytes()

@@ -1,15 +1,21 @@
-"""Acknowledging received messages to their sender (X12: one 997 per functional group).
+"""Acknowledging received messages to their sender (X12: a TA1 per interchange when the partner
+asked for one or the connection says so, then one 997 per functional group).
 
-After a message is first processed, the connector's ``acknowledge_operation`` is performed once per
-acknowledgement its reader produced, through the side-effect ledger keyed by the message and the
-group, with control numbers drawn once from the connection's durable counters and kept in the
-ledger row: a retry after a crash resends the identical interchange, never a second one with new
-numbers. A connection without an outbound address is not acknowledged (the trace says so).
+After a message is first processed, the connector's ``interchange_acknowledge_operation`` (if it has
+one) is performed once per ``interchange_acknowledgements`` item its reader produced, then its
+``acknowledge_operation`` once per ``acknowledgements`` item, through the side-effect ledger keyed by
+the message and the interchange (``:TA1:<ISA13>``) or group (``:<GS01>:<GS06>``), with control
+numbers drawn once from the connection's durable counters and kept in the ledger row: a retry after
+a crash resends the identical interchange, never a second one with new numbers. A faulty envelope
+the reader tolerated (IEA02 not ISA13, counts off) is acknowledged like any other, its fault noted
+in the TA1 (TA104 E + TA105) or the 997 (AK9 E + code). A connection without an outbound address
+is not acknowledged (the trace says so).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from uuid import UUID
 
@@ -54,9 +60,17 @@ def message_acknowledge(*, message_id: UUID) -> int:
         parsed = spec.instance().parse(request, config)
     except ConnectorError:
         return 0  # an unreadable interchange: nothing to acknowledge group by group
-    sent = 0
+    writes: list[tuple[str, str, Callable[[], dict]]] = []
+    interchange_operation = getattr(spec.connector, "interchange_acknowledge_operation", None)
+    for interchange in getattr(parsed, "interchange_acknowledgements", []) if interchange_operation else []:
+
+        def build_ta1(interchange=interchange) -> dict:
+            number = control_number_next(connection=connection, name="interchange")
+            return {"interchange": interchange, "control": {"interchange": number}}
+
+        key = f"{message.idempotency_key}:TA1:{interchange.get('control_number', '')}"
+        writes.append((interchange_operation, key, build_ta1))
     for group in getattr(parsed, "acknowledgements", []):
-        key = f"{message.idempotency_key}:{group.get('functional_id', '')}:{group.get('control_number', '')}"
 
         def build(group=group) -> dict:
             return {
@@ -68,13 +82,19 @@ def message_acknowledge(*, message_id: UUID) -> int:
                 },
             }
 
+        key = f"{message.idempotency_key}:{group.get('functional_id', '')}:{group.get('control_number', '')}"
+        writes.append((operation, key, build))
+    sent = 0
+    for write_operation, key, build_payload in writes:
         payload = side_effect_payload_once(
-            connection=connection, operation=operation, business_key=key, build=build
+            connection=connection, operation=write_operation, business_key=key, build=build_payload
         )
         try:
-            side_effect_perform(connection=connection, operation=operation, business_key=key, payload=payload)
+            side_effect_perform(
+                connection=connection, operation=write_operation, business_key=key, payload=payload
+            )
         except ConnectorError as exc:
-            logger.warning("acknowledging %s group %s failed: %s", message.pk, key, exc.detail)
+            logger.warning("acknowledging %s (%s) failed: %s", message.pk, key, exc.detail)
             continue  # recorded on the ledger row; the ledger sweep retries transient failures
         sent += 1
     return sent

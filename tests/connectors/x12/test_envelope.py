@@ -144,7 +144,7 @@ def test_natural_id_is_sender_and_interchange_control_number():
     assert CONNECTOR_INSTANCE.natural_id(request(b"ISA*00*"), CONFIG) is None
 
 
-# --- Interchange-level problems: the whole message is rejected ---------------------------------------
+# --- Interchange level: unreadable or truncated rejects the message; a faulty trailer is a warning ----
 
 
 @pytest.mark.parametrize(
@@ -174,16 +174,17 @@ def test_json_sent_to_the_x12_connector_names_the_content_type():
         CONNECTOR_INSTANCE.parse(request(b'{"a": 1}', "application/json"), CONFIG)
 
 
-def test_wrong_interchange_control_number_in_iea_rejects_the_message():
+def test_wrong_interchange_control_number_in_iea_is_a_warning_and_the_set_is_read():
     body = _clean_214().replace(b"IEA*1*000000042", b"IEA*1*000000043")
 
-    with pytest.raises(ParseError) as caught:
-        _docs(body)
+    parsed = _docs(body)
 
-    assert str(caught.value) == (
-        "IEA02 expected '000000042' (ISA13), found '000000043': header and trailer belong to different "
-        "interchanges (at segment 10 IEA (line 10))"
-    )
+    assert parsed.problems == [
+        "IEA02 at segment 10 IEA (line 10): interchange control number differs from ISA13; the groups inside "
+        "were each checked (expected '000000042', found '000000043')"
+    ]
+    assert parsed.documents[0]["rejected"] == []
+    assert _canonical(body) == _canonical(_clean_214())
 
 
 @pytest.mark.parametrize(
@@ -221,16 +222,17 @@ def test_wrong_group_count_in_iea_is_a_warning():
 # --- Group-level problems ---------------------------------------------------------------------------
 
 
-def test_wrong_group_control_number_in_ge_rejects_every_set_of_the_group():
+def test_wrong_group_control_number_in_ge_is_a_warning_and_the_997_notes_it():
     parsed = _docs(_clean_214().replace(b"GE*1*42", b"GE*1*41"))
 
-    assert parsed.documents[0]["rejected"] == [
-        "group '42' rejected: GE02 at segment 9 GE (line 9): control number differs from GS06 (expected '42', found '41')"
+    assert parsed.documents[0]["rejected"] == []
+    assert parsed.problems == [
+        "GE02 at segment 9 GE (line 9): control number differs from GS06; the sets inside were each checked "
+        "(expected '42', found '41')"
     ]
     ack = parsed.acknowledgements[0]
-    assert (ack["status"], ack["codes"], ack["accepted"]) == ("R", ["4"], 0)
-    with pytest.raises(ParseError, match="GE02 at segment 9 GE"):
-        CONNECTOR_INSTANCE.map(parsed.documents[0], CONFIG, None)
+    assert (ack["status"], ack["codes"], ack["accepted"]) == ("E", ["4"], 1)
+    assert CONNECTOR_INSTANCE.map(parsed.documents[0], CONFIG, None)[0]["event_type"] == "ARRIVED_AT_PICKUP"
 
 
 def test_wrong_set_count_in_ge_is_a_warning_and_the_997_notes_it():

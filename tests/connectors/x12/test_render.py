@@ -1,5 +1,5 @@
-"""Outbound X12: a 204 load tender from a canonical shipment and a 997 per received group, each read back
-through our own parser (round trips), plus control-number handling."""
+"""Outbound X12: a 204 load tender from a canonical shipment, a 997 per received group and a TA1 per
+received interchange, each read back through our own parser (round trips), plus control-number handling."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.errors import MappingError
-from connectors.x12 import Config, ControlNumbers, next_control_number, render_204, render_997
-from tests.connectors.x12.support import CONNECTOR_INSTANCE, SAMPLES, request
+from connectors.x12 import Config, ControlNumbers, next_control_number, render_204, render_997, render_ta1
+from connectors.x12 import parser as x12_parser
+from tests.connectors.x12.support import CONNECTOR_INSTANCE, FIXTURES, SAMPLES, request
 
 NOW = datetime(2026, 11, 20, 14, 5, tzinfo=UTC)
 CONFIG = Config(sender_id="CROSSDOCK", receiver_id="ABCDCARRIER", receiver_id_qualifier="02")
@@ -233,6 +234,51 @@ def test_997_for_a_rejected_set_carries_ak3_and_ak4():
 
     assert "AK1*QM*42~AK2*214*0001~AK3*AT7*4**8~AK4*5*373*8*20240231~AK5*R*5~AK9*R*1*1*0~" in body
     assert body.startswith("ISA*00*          *00*          *ZZ*CROSSDOCK      *02*ABCDCARRIER    *")
+
+
+def test_ta1_alone_reads_back_through_our_parser_with_other_delimiters():
+    faulty = (
+        (FIXTURES / "214_canadapost_omniparser.edi").read_bytes().replace(b"IEA*00001*000001644", b"IEA*1*9")
+    )
+    received = CONNECTOR_INSTANCE.parse(request(faulty), Config(send_997=False, send_ta1="errors"))
+    (result,) = received.interchange_acknowledgements
+    config = Config(
+        sender_id="CROSSDOCK",
+        receiver_id="CPC",
+        element_separator="|",
+        segment_terminator="'",
+        newline_after_segment=True,
+    )
+
+    body = render_ta1(result, config, control=3, now=NOW)
+
+    (interchange,) = x12_parser.read(body).interchanges
+    assert (interchange.groups, interchange.problems) == ([], [])
+    assert interchange.control_number == "000000003"
+    assert [s.elements for s in interchange.ta1_segments] == [
+        ("TA1", "000001644", "191103", "1800", "E", "001")
+    ]
+    assert body.endswith(b"TA1|000001644|191103|1800|E|001'\nIEA|0|000000003'\n")
+
+
+def test_997_carrying_a_ta1_reads_back_with_the_ta1_before_the_group():
+    result = _read((FIXTURES / "214_edifabric_shipmentstatus.edi").read_bytes()).acknowledgements[0]
+
+    body = render_997(result, CONFIG, control=ControlNumbers(5, 6), now=NOW)
+
+    (interchange,) = x12_parser.read(body).interchanges
+    assert [s.elements for s in interchange.ta1_segments] == [
+        ("TA1", "000000263", "071216", "1406", "A", "000")
+    ]
+    assert interchange.ta1_segments[0].number == 2  # right after the ISA, before the GS
+    assert [g.functional_id for g in interchange.groups] == ["FA"]
+
+
+@pytest.mark.parametrize("bad", [0, 1_000_000_000, "7"])
+def test_ta1_control_number_is_validated(bad):
+    result = {"control_number": "1", "date": "260101", "time": "0000", "status": "A", "note": "000"}
+    with pytest.raises(ValueError, match=r"control number must be 1\.\.999999999"):
+        render_ta1(result, CONFIG, control=bad, now=NOW)
 
 
 def test_control_numbers_are_validated_and_wrap():
