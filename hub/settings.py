@@ -238,6 +238,10 @@ else:
     }
 
 # --- API ------------------------------------------------------------------------------------------
+# Reverse proxies in front of Crossdock that append to X-Forwarded-For. 0 (default): the socket address
+# is the caller, so a forged X-Forwarded-For cannot dodge a rate limit or a login lockout; n: the n-th
+# address from the right. Used by the API throttles and django-axes (hub.api.v1.throttling.client_ip).
+CROSSDOCK_NUM_PROXIES = env_int("CROSSDOCK_NUM_PROXIES", 0, minimum=0, maximum=10)
 CROSSDOCK_API_RATE = env_rate("CROSSDOCK_API_RATE", "1200/min")
 CROSSDOCK_PAGE_SIZE = env_int("CROSSDOCK_PAGE_SIZE", 50, minimum=1, maximum=1000)
 
@@ -259,6 +263,7 @@ REST_FRAMEWORK = {
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": CROSSDOCK_NUM_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {
