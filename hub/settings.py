@@ -8,6 +8,7 @@ the test suite set ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redi
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "canonical",
     "hub.core",
     "hub.connections",
@@ -103,6 +105,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -291,6 +295,28 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", False) else None
 )
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("CROSSDOCK_SECURE_COOKIES", not DEBUG and not EMBEDDED)
+
+# --- Admin login ----------------------------------------------------------------------------------
+# django-axes locks a username from one address after CROSSDOCK_LOGIN_FAILURE_LIMIT failed logins, for
+# CROSSDOCK_LOGIN_COOLOFF_MINUTES; the right password is refused meanwhile. Attempts live in the
+# database (axes' database handler); `manage.py axes_reset_username NAME` unlocks at once.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("CROSSDOCK_LOGIN_FAILURE_LIMIT", 5, minimum=1)  # failed logins
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CROSSDOCK_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears the failures counted so far
+AXES_CLIENT_IP_CALLABLE = "hub.api.v1.throttling.client_ip"  # honours CROSSDOCK_NUM_PROXIES
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 LOGGING = {
     "version": 1,
