@@ -158,6 +158,16 @@ else:
     _db["CONN_HEALTH_CHECKS"] = True
     DATABASES = {"default": _db}
 
+# DEBUG pages show settings, SQL and tracebacks to whoever triggers an error: on a database server
+# (a deployment, or a shared one) DEBUG is refused unless the override says it is a developer's own.
+_allow_debug_with_database = env_bool("CROSSDOCK_ALLOW_DEBUG_WITH_DATABASE", False)
+if DEBUG and not EMBEDDED and not _allow_debug_with_database:
+    raise ImproperlyConfigured(
+        f"DEBUG={env_str('DEBUG')} with a database server (DATABASE_URL) is refused: debug pages show "
+        "settings, SQL and tracebacks to anyone. Unset DEBUG for production; on a development database of "
+        "your own, set CROSSDOCK_ALLOW_DEBUG_WITH_DATABASE=1 as well."
+    )
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite (embedded default only) cannot build the two NULLS NOT DISTINCT unique constraints; the
 # services that rely on them also look up before writing, and SQLite serializes writers anyway.
@@ -291,10 +301,22 @@ STATIC_ROOT = (
 LOGIN_URL = "admin:login"
 # Messages live in the server-side session, not a cookie: the admin shows a new API key once as a message.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# --- HTTPS ----------------------------------------------------------------------------------------
+# CROSSDOCK_HTTPS=1: served over HTTPS by a TLS-terminating proxy that sets X-Forwarded-Proto (and
+# drops a client's own). Turns on HSTS, secure cookies and the HTTP -> HTTPS redirect in one place.
+CROSSDOCK_HTTPS = env_bool("CROSSDOCK_HTTPS", False)
 SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", False) else None
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", CROSSDOCK_HTTPS) else None
 )
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("CROSSDOCK_SECURE_COOKIES", not DEBUG and not EMBEDDED)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CROSSDOCK_HTTPS or env_bool(
+    "CROSSDOCK_SECURE_COOKIES", not DEBUG and not EMBEDDED
+)
+SECURE_SSL_REDIRECT = CROSSDOCK_HTTPS
+# Load balancers and `./crossdock up` probe /health/ over plain HTTP: it answers, never redirects.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# Seconds browsers remember to use HTTPS only (one year by default; shorten while trying HTTPS out).
+SECURE_HSTS_SECONDS = env_int("CROSSDOCK_HSTS_SECONDS", 31_536_000, minimum=0) if CROSSDOCK_HTTPS else 0
 
 # --- Admin login ----------------------------------------------------------------------------------
 # django-axes locks a username from one address after CROSSDOCK_LOGIN_FAILURE_LIMIT failed logins, for
