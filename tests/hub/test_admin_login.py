@@ -100,3 +100,17 @@ def test_generated_demo_password_passes_the_validators_and_logs_in():
 def test_create_api_client_still_works(capsys):
     call_command("create_api_client", "ops-script", "--admin")
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("cdk_")
+
+
+def test_demo_logins_command_prints_a_valid_login_and_lifts_a_lockout(capsys):
+    call_command("demo_logins")
+    username, password = capsys.readouterr().out.splitlines()[0].removeprefix("admin login: ").split(" / ")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login(Client(), username, "wrong-password")
+    assert _login(Client(), username, password).status_code == 429
+
+    call_command("demo_logins")
+    username, password = capsys.readouterr().out.splitlines()[0].removeprefix("admin login: ").split(" / ")
+    http = Client()
+    assert _login(http, username, password).status_code == 302
+    assert _logged_in(http)
