@@ -8,6 +8,7 @@ the test suite set ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redi
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "canonical",
     "hub.core",
     "hub.connections",
@@ -103,6 +105,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -153,6 +157,16 @@ else:
         raise ImproperlyConfigured("DATABASE_URL names no database")
     _db["CONN_HEALTH_CHECKS"] = True
     DATABASES = {"default": _db}
+
+# DEBUG pages show settings, SQL and tracebacks to whoever triggers an error: on a database server
+# (a deployment, or a shared one) DEBUG is refused unless the override says it is a developer's own.
+_allow_debug_with_database = env_bool("CROSSDOCK_ALLOW_DEBUG_WITH_DATABASE", False)
+if DEBUG and not EMBEDDED and not _allow_debug_with_database:
+    raise ImproperlyConfigured(
+        f"DEBUG={env_str('DEBUG')} with a database server (DATABASE_URL) is refused: debug pages show "
+        "settings, SQL and tracebacks to anyone. Unset DEBUG for production; on a development database of "
+        "your own, set CROSSDOCK_ALLOW_DEBUG_WITH_DATABASE=1 as well."
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite (embedded default only) cannot build the two NULLS NOT DISTINCT unique constraints; the
@@ -238,6 +252,10 @@ else:
     }
 
 # --- API ------------------------------------------------------------------------------------------
+# Reverse proxies in front of Crossdock that append to X-Forwarded-For. 0 (default): the socket address
+# is the caller, so a forged X-Forwarded-For cannot dodge a rate limit or a login lockout; n: the n-th
+# address from the right. Used by the API throttles and django-axes (hub.api.v1.throttling.client_ip).
+CROSSDOCK_NUM_PROXIES = env_int("CROSSDOCK_NUM_PROXIES", 0, minimum=0, maximum=10)
 CROSSDOCK_API_RATE = env_rate("CROSSDOCK_API_RATE", "1200/min")
 CROSSDOCK_PAGE_SIZE = env_int("CROSSDOCK_PAGE_SIZE", 50, minimum=1, maximum=1000)
 
@@ -259,6 +277,7 @@ REST_FRAMEWORK = {
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": CROSSDOCK_NUM_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -282,10 +301,44 @@ STATIC_ROOT = (
 LOGIN_URL = "admin:login"
 # Messages live in the server-side session, not a cookie: the admin shows a new API key once as a message.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# --- HTTPS ----------------------------------------------------------------------------------------
+# CROSSDOCK_HTTPS=1: served over HTTPS by a TLS-terminating proxy that sets X-Forwarded-Proto (and
+# drops a client's own). Turns on HSTS, secure cookies and the HTTP -> HTTPS redirect in one place.
+CROSSDOCK_HTTPS = env_bool("CROSSDOCK_HTTPS", False)
 SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", False) else None
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("CROSSDOCK_BEHIND_TLS_PROXY", CROSSDOCK_HTTPS) else None
 )
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("CROSSDOCK_SECURE_COOKIES", not DEBUG and not EMBEDDED)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CROSSDOCK_HTTPS or env_bool(
+    "CROSSDOCK_SECURE_COOKIES", not DEBUG and not EMBEDDED
+)
+SECURE_SSL_REDIRECT = CROSSDOCK_HTTPS
+# Load balancers and `./crossdock up` probe /health/ over plain HTTP: it answers, never redirects.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# Seconds browsers remember to use HTTPS only (one year by default; shorten while trying HTTPS out).
+SECURE_HSTS_SECONDS = env_int("CROSSDOCK_HSTS_SECONDS", 31_536_000, minimum=0) if CROSSDOCK_HTTPS else 0
+
+# --- Admin login ----------------------------------------------------------------------------------
+# django-axes locks a username from one address after CROSSDOCK_LOGIN_FAILURE_LIMIT failed logins, for
+# CROSSDOCK_LOGIN_COOLOFF_MINUTES; the right password is refused meanwhile. Attempts live in the
+# database (axes' database handler); `manage.py axes_reset_username NAME` unlocks at once.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("CROSSDOCK_LOGIN_FAILURE_LIMIT", 5, minimum=1)  # failed logins
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CROSSDOCK_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears the failures counted so far
+AXES_CLIENT_IP_CALLABLE = "hub.api.v1.throttling.client_ip"  # honours CROSSDOCK_NUM_PROXIES
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 LOGGING = {
     "version": 1,

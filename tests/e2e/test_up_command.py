@@ -205,8 +205,21 @@ def test_up_serves_the_embedded_default_and_stops_cleanly_on_ctrl_c(tmp_path):
         anonymous = requests.get(f"{base}/api/v1/customers/", timeout=HTTP_TIMEOUT_S)
         assert anonymous.status_code == 401
 
-        flower = _get_eventually(f"http://127.0.0.1:{FLOWER_PORT}/", timeout=20)
-        assert flower.status_code == 200
+        # Flower listens on loopback only, behind the printed admin login (HTTP basic auth).
+        flower_url = f"http://127.0.0.1:{FLOWER_PORT}/"
+        assert re.search(
+            rf"Flower:\s+{re.escape(flower_url)}\s+login: {username} / {re.escape(password)}$",
+            up.output,
+            re.M,
+        )
+        flower = _get_eventually(flower_url, timeout=20, auth=(username, password))
+        assert flower.status_code == 200, flower.text
+        assert requests.get(flower_url, timeout=HTTP_TIMEOUT_S).status_code == 401
+        assert requests.get(flower_url, timeout=HTTP_TIMEOUT_S, auth=(username, "wrong")).status_code == 401
+        assert requests.get(f"{flower_url}api/workers", timeout=HTTP_TIMEOUT_S).status_code == 401
+        flower_cmd = next(cmd for cmd in _processes_with_var_dir(var_dir).values() if " flower " in cmd)
+        assert "--address=127.0.0.1" in flower_cmd
+        assert password not in flower_cmd  # the credentials are not on the command line
 
         # The printed admin login works through the real login form (CSRF cookie + token).
         session = requests.Session()

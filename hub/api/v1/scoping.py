@@ -1,9 +1,19 @@
 """Who is calling, and which records they may see. Applied once, in the base viewset.
 
-A partner bound to a carrier sees that carrier, its shipments and what hangs off them (not invoices:
-they are the customer's billing data); a partner bound to a customer sees that customer, its orders,
-shipments and invoices. Locations and products are
-shared reference data. Another partner's record is simply absent (404), never 403, so ids leak nothing.
+Two kinds of caller:
+
+- **API keys** (``Authorization: Token``). An admin client reads and writes everything. A partner bound
+  to a carrier sees that carrier, its shipments and what hangs off them (not invoices: they are the
+  customer's billing data); a partner bound to a customer sees that customer, its orders, shipments and
+  invoices. Locations and products are shared reference data. Another partner's record is simply
+  absent (404), never 403, so ids leak nothing. Partners read only.
+- **Admin-console logins** (a staff session, for the browsable API). A superuser is an admin. Any other
+  staff user has exactly its Django model permissions on the model behind the viewset
+  (:data:`STAFF_PERMISSION_BY_METHOD`): ``view_<model>`` to read (``change_<model>`` also reads, as in
+  the admin), ``add_<model>`` to create, ``change_<model>`` to update; lacking it, 403. The operator
+  resources (connections, subscriptions, messages, dead letters, replay jobs, workflows, connectors)
+  and actions such as tendering need a superuser. Staff sessions are never partner-scoped: a
+  permission grants every record of its model.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Model, QuerySet
 
 from canonical.models import (
@@ -25,6 +36,17 @@ from canonical.models import (
 )
 from hub.connections.models import ApiClient
 
+#: The Django model permission (action part) a staff login needs, by HTTP method; as DRF's
+#: ``DjangoModelPermissions`` but reads need ``view`` too. A method not listed is refused.
+STAFF_PERMISSION_BY_METHOD = {
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+}
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -33,6 +55,17 @@ class Principal:
     carrier_id: UUID | None = None
     customer_id: UUID | None = None
     api_client: ApiClient | None = None
+    #: the admin-console login behind a session principal (None for an API key)
+    user: AbstractBaseUser | None = None
+
+    @property
+    def partner_role(self) -> str | None:
+        """``"carrier"`` or ``"customer"`` for a partner API client, else None."""
+        if self.carrier_id is not None:
+            return "carrier"
+        if self.customer_id is not None:
+            return "customer"
+        return None
 
 
 def principal_for(request) -> Principal | None:
@@ -47,8 +80,28 @@ def principal_for(request) -> Principal | None:
         )
     user = getattr(request, "user", None)
     if user is not None and getattr(user, "is_staff", False) and user.is_active:
-        return Principal(name=f"staff:{user.get_username()}", is_admin=True)
+        return Principal(name=f"staff:{user.get_username()}", is_admin=user.is_superuser, user=user)
     return None
+
+
+def staff_permission(method: str, model: type[Model]) -> str | None:
+    """The permission (``app_label.action_model``) a staff login needs for ``method`` on ``model``."""
+    action = STAFF_PERMISSION_BY_METHOD.get(method.upper())
+    if action is None:
+        return None
+    return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+
+
+def staff_may(user: AbstractBaseUser, method: str, model: type[Model]) -> bool:
+    """Whether a staff login's model permissions allow ``method`` on ``model`` (see the module doc)."""
+    needed = staff_permission(method, model)
+    if needed is None:
+        return False
+    if user.has_perm(needed):
+        return True
+    # As in the admin, the right to change a record includes the right to see it.
+    reading = STAFF_PERMISSION_BY_METHOD.get(method.upper()) == "view"
+    return reading and bool(user.has_perm(staff_permission("PATCH", model)))
 
 
 def _shipments_of(principal: Principal) -> QuerySet[Shipment]:
@@ -64,6 +117,9 @@ def restrict(queryset: QuerySet, principal: Principal | None) -> QuerySet:
     if principal.is_admin:
         return queryset
     model: type[Model] = queryset.model
+    if principal.user is not None:
+        # A staff login sees every record of a model it may view, none of the others.
+        return queryset if staff_may(principal.user, "GET", model) else queryset.none()
     carrier_id, customer_id = principal.carrier_id, principal.customer_id
     if model in (Location, Product):
         return queryset

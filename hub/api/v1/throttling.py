@@ -3,6 +3,10 @@
 A fixed window per client: ``INCR`` on a key that expires with the window. It can let through up to
 twice the rate across a window boundary, which is acceptable for abuse protection and costs one
 round trip. If the cache is down the request is allowed (availability first) and a warning logged.
+
+Callers without an API key or a login are counted by address, :func:`client_ip`: the socket address,
+unless ``CROSSDOCK_NUM_PROXIES`` trusted proxies stand in front (DRF's ``NUM_PROXIES``). With the
+default of 0 a forged ``X-Forwarded-For`` changes nothing, so it cannot buy a fresh budget.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from hub.api.v1.scoping import principal_for
 from hub.core.cache import redis_client
 
 logger = logging.getLogger(__name__)
+
+
+def client_ip(request) -> str:
+    """The caller's address as the rate limits and the admin login lockout (django-axes) see it.
+
+    ``REMOTE_ADDR`` with ``NUM_PROXIES=0``; with n trusted proxies, the n-th address from the right of
+    ``X-Forwarded-For`` (the one the outermost trusted proxy saw). Works on a Django or DRF request.
+    """
+    return BaseThrottle().get_ident(request)
 
 
 def _count(key: str, ttl_s: int) -> int:
@@ -51,7 +64,7 @@ class ApiClientRateThrottle(BaseThrottle):
         elif principal is not None:
             ident = f"staff:{principal.name}"
         else:
-            ident = f"ip:{self.get_ident(request)}"
+            ident = f"ip:{client_ip(request)}"
         now = time.time()
         bucket = int(now // window)
         key = f"throttle:{self.scope}:{ident}:{bucket}"

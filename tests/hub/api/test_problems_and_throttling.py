@@ -7,6 +7,7 @@ import time
 import pytest
 import redis
 from django.conf import settings
+from rest_framework.test import APIClient
 
 from hub.api.v1.throttling import ApiClientRateThrottle
 
@@ -112,3 +113,22 @@ def test_page_past_the_end_is_404_problem(admin_caller):
     assert response.status_code == 404
     assert response["Content-Type"] == PROBLEM
     assert response.json()["type"] == "urn:crossdock:problem:not-found"
+
+
+def test_forwarded_for_does_not_split_one_callers_budget(settings):
+    """With no trusted proxy (CROSSDOCK_NUM_PROXIES=0) X-Forwarded-For is the caller's to forge: the
+    budget follows the socket address, so rotating the header buys no extra requests."""
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0
+    settings.CROSSDOCK_INBOUND_RATE = (2, 60)  # requests per window (seconds)
+    _wait_for_fresh_window()
+    http = APIClient()
+    statuses = [
+        http.post(
+            "/api/v1/inbound/no-such-connection/",
+            data=b"{}",
+            content_type="application/json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        ).status_code
+        for i in range(1, 4)
+    ]
+    assert statuses == [401, 401, 429], statuses

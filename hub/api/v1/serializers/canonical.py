@@ -1,4 +1,10 @@
-"""Serializers for the canonical resources. Shapes only: every write calls a canonical service."""
+"""Serializers for the canonical resources. Shapes only: every write calls a canonical service.
+
+Partner API clients get the same serializers less the other side's money, by role, as written once
+in :data:`PARTNER_HIDDEN_FIELDS` at the end of this module: a carrier does not see the customer's sale
+prices, invoice amounts or billing terms; a customer does not see freight cost or the carrier's
+charges. Admin clients and staff logins see every field.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,35 @@ from canonical.models import (
     ShipmentLine,
     Stop,
 )
+from hub.api.v1.scoping import principal_for
 from hub.api.v1.serializers.base import TIMESTAMPS, BusinessKeyRelatedField, CanonicalSerializer
 
 
-class CustomerSerializer(CanonicalSerializer):
+class PartnerAwareSerializer(CanonicalSerializer):
+    """Drops the fields :data:`PARTNER_HIDDEN_FIELDS` hides from the calling partner's role."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        principal = principal_for(request) if request is not None else None
+        role = principal.partner_role if principal is not None else None
+        for path in PARTNER_HIDDEN_FIELDS.get(role, {}).get(type(self), ()):
+            _drop(fields, path)
+        return fields
+
+
+def _drop(fields, path: str) -> None:
+    """Remove ``path`` (``"charges"``, or ``"lines.unit_price"`` inside a nested list) from ``fields``."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        fields.pop(head, None)
+        return
+    nested = fields.get(head)
+    if nested is not None:
+        _drop(getattr(nested, "child", nested).fields, rest)
+
+
+class CustomerSerializer(PartnerAwareSerializer):
     class Meta:
         model = Customer
         fields = [
@@ -43,7 +74,7 @@ class CustomerSerializer(CanonicalSerializer):
         ]
 
 
-class LocationSerializer(CanonicalSerializer):
+class LocationSerializer(PartnerAwareSerializer):
     class Meta:
         model = Location
         fields = [
@@ -63,13 +94,13 @@ class LocationSerializer(CanonicalSerializer):
         ]
 
 
-class CarrierSerializer(CanonicalSerializer):
+class CarrierSerializer(PartnerAwareSerializer):
     class Meta:
         model = Carrier
         fields = ["id", "scac", "name", "mc_number", "dot_number", "active", "external_refs", *TIMESTAMPS]
 
 
-class ProductSerializer(CanonicalSerializer):
+class ProductSerializer(PartnerAwareSerializer):
     class Meta:
         model = Product
         fields = [
@@ -97,7 +128,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
         fields = ["line_number", "product", "quantity", "unit_price"]
 
 
-class OrderSerializer(CanonicalSerializer):
+class OrderSerializer(PartnerAwareSerializer):
     customer = BusinessKeyRelatedField(key="code", queryset=Customer.objects.all())
     ship_from = BusinessKeyRelatedField(
         key="code", queryset=Location.objects.all(), required=False, allow_null=True
@@ -202,7 +233,7 @@ class FreightChargeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ShipmentSerializer(CanonicalSerializer):
+class ShipmentSerializer(PartnerAwareSerializer):
     carrier = BusinessKeyRelatedField(
         key="scac", queryset=Carrier.objects.all(), required=False, allow_null=True
     )
@@ -281,7 +312,7 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         return (obj.quantity * obj.unit_price).quantize(Decimal("0.01"))
 
 
-class InvoiceSerializer(CanonicalSerializer):
+class InvoiceSerializer(PartnerAwareSerializer):
     customer = BusinessKeyRelatedField(key="code", queryset=Customer.objects.all())
     order = BusinessKeyRelatedField(
         key="reference", queryset=Order.objects.all(), required=False, allow_null=True
@@ -338,7 +369,7 @@ class InvoiceSerializer(CanonicalSerializer):
 # --- Exceptions -------------------------------------------------------------------------------------
 
 
-class ShipmentExceptionSerializer(CanonicalSerializer):
+class ShipmentExceptionSerializer(PartnerAwareSerializer):
     shipment = BusinessKeyRelatedField(key="reference", queryset=Shipment.objects.all())
 
     class Meta:
@@ -366,3 +397,21 @@ class ShipmentExceptionSerializer(CanonicalSerializer):
             data.pop("status", None)  # a new exception is always open
             return services.shipment_exception_open(data=data, external_refs=external_refs)
         return services.shipment_exception_update(instance=instance, data=data, external_refs=external_refs)
+
+
+# --- What each partner role does not see ------------------------------------------------------------
+
+#: Fields absent for a partner API client, by its role and the serializer. A dotted path names a field
+#: of each item of a nested list. Scoping (hub.api.v1.scoping) already keeps invoices from carriers;
+#: their invoice field set hides the amounts anyway, so a scoping slip would not show them.
+PARTNER_HIDDEN_FIELDS: dict[str | None, dict[type[PartnerAwareSerializer], frozenset[str]]] = {
+    "carrier": {
+        OrderSerializer: frozenset({"lines.unit_price"}),  # the customer's sale prices
+        InvoiceSerializer: frozenset({"lines.unit_price", "lines.amount", "total"}),
+        CustomerSerializer: frozenset({"billing_address", "hold_invoice_until_pod"}),  # billing terms
+    },
+    "customer": {
+        # What the carrier is paid: the expected cost and the carrier's charges.
+        ShipmentSerializer: frozenset({"expected_freight_cost", "charges"}),
+    },
+}
