@@ -27,6 +27,16 @@ def _clear_own_cache_keys() -> None:
         client.delete(*keys)
 
 
+def pytest_configure(config):
+    """Password hashing at test speed in this process: Django's PBKDF2 default costs about half a
+    second per login or new user on this class of machine, and the admin, lockout and API tests make
+    hundreds. What the tests check (lockout, permissions, validators) does not depend on the hasher;
+    worker and web subprocesses keep the production hashers."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_collection_modifyitems(config, items):
     """Run end-to-end tests last: their real worker process lives for the rest of the session and
     would otherwise consume wake-ups meant for service tests that claim work themselves."""
