@@ -229,6 +229,11 @@ def test_dead_receiver_opens_the_circuit_spends_no_attempts_while_open_and_probe
 
     wait_until(lambda: breaker.breaker_state(connection.pk) == "open", timeout=30, what="the circuit to open")
     opened_at = time.monotonic()
+    # A batch the other worker process had admitted just before the circuit opened may still be
+    # finishing: wait until every request the receiver saw is recorded as an attempt.
+    wait_until(
+        lambda: len(state.snapshot()) == DeliveryAttempt.objects.count(), timeout=2, what="attempts recorded"
+    )
     sent = len(state.snapshot())
     spent = DeliveryAttempt.objects.count()
     # It opened on the failure rate: at least min_calls sends, all failed, one attempt row each.
