@@ -199,6 +199,8 @@ def breaker_admit(connection_id, *, wanted: int, policy: BreakerPolicy) -> Admis
 
     Closed: all of them. Open: none, until it half-opens. Half-open: the probe slots still free
     (taken atomically, so every worker together lets at most ``policy.probes`` through per period).
+    A slot is given back only by expiring (``PROBE_TTL_S``): a probe lost to a dead worker, or held
+    back by the rate limit after it was admitted, delays the verdict by that long at most.
     Fails open if the cache is down.
     """
     try:
