@@ -366,7 +366,23 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CROSSDOCK_INBOUND_MAX_BYTES + 1)
 # work to another worker (a crash mid-work loses nothing). Longer than any single message or request.
 CROSSDOCK_INBOX_LEASE_S = env_int("CROSSDOCK_INBOX_LEASE_S", 300, minimum=1)
 CROSSDOCK_DELIVERY_LEASE_S = env_int("CROSSDOCK_DELIVERY_LEASE_S", 120, minimum=1)
-# Circuit breaker per outbound connection: consecutive transient failures that open it, and how long
-# (seconds) it stays open before one probe delivery is let through.
-CROSSDOCK_BREAKER_THRESHOLD = env_int("CROSSDOCK_BREAKER_THRESHOLD", 5, minimum=1)
-CROSSDOCK_BREAKER_OPEN_S = env_int("CROSSDOCK_BREAKER_OPEN_S", 30, minimum=1)
+# Circuit breaker per outbound connection (hub/outbox/breaker.py), on the failure rate over a sliding
+# window; a connection's config.breaker_<name> overrides each one. It opens when the last WINDOW_S
+# seconds hold at least MIN_CALLS sends and FAILURE_PERCENT % or more of them failed; stays open
+# OPEN_S seconds; then lets PROBES sends through and closes or reopens on their answers. Above 50 %
+# by default: a receiver failing half its requests is flaky, not down, and is left to the back-off.
+CROSSDOCK_BREAKER_WINDOW_S = env_int("CROSSDOCK_BREAKER_WINDOW_S", 30, minimum=1, maximum=3600)  # seconds
+CROSSDOCK_BREAKER_MIN_CALLS = env_int("CROSSDOCK_BREAKER_MIN_CALLS", 20, minimum=1)  # sends in the window
+CROSSDOCK_BREAKER_FAILURE_PERCENT = env_int(
+    "CROSSDOCK_BREAKER_FAILURE_PERCENT", 75, minimum=1, maximum=100
+)  # % of the window's sends
+CROSSDOCK_BREAKER_OPEN_S = env_int("CROSSDOCK_BREAKER_OPEN_S", 30, minimum=1, maximum=3600)  # seconds
+CROSSDOCK_BREAKER_PROBES = env_int(
+    "CROSSDOCK_BREAKER_PROBES", 3, minimum=1, maximum=100
+)  # sends when half-open
+if env_str("CROSSDOCK_BREAKER_THRESHOLD") is not None:
+    # It counted consecutive failures; the breaker now works on a failure rate. Refuse rather than ignore it.
+    raise ImproperlyConfigured(
+        "CROSSDOCK_BREAKER_THRESHOLD is no longer read: the circuit breaker opens on a failure rate; set "
+        "CROSSDOCK_BREAKER_MIN_CALLS and CROSSDOCK_BREAKER_FAILURE_PERCENT instead"
+    )

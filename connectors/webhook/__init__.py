@@ -25,6 +25,18 @@ class Config(BaseModel):
     rate_limit_per_s: int | None = Field(default=None, ge=1, le=100000)
     timeout_s: float = Field(default=10, gt=0, le=60)
     headers: dict[str, str] = Field(default_factory=dict)
+    # Circuit breaker (hub/outbox/breaker.py); None = the CROSSDOCK_BREAKER_* setting of the same name.
+    breaker_window_s: int | None = Field(
+        default=None, ge=1, le=3600
+    )  # seconds the failure rate is taken over
+    breaker_min_calls: int | None = Field(
+        default=None, ge=1, le=100000
+    )  # sends in the window before it may open
+    breaker_failure_percent: int | None = Field(
+        default=None, ge=1, le=100
+    )  # % failed at or above which it opens
+    breaker_open_s: int | None = Field(default=None, ge=1, le=3600)  # seconds open before it half-opens
+    breaker_probes: int | None = Field(default=None, ge=1, le=100)  # sends let through while half-open
 
 
 def _retry_after(headers) -> float | None:

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -49,7 +49,6 @@ BATCH_SIZE = 50  # deliveries claimed per round; sent concurrently
 SEND_THREADS = 8  # concurrent HTTP requests per worker process
 DRAIN_BUDGET_S = 25.0  # seconds per drain task before it hands over to a fresh one
 SHORT_WAKE_S = 10.0  # retries due sooner than this get a timed wake-up; later ones wait for the sweeper
-DEGRADED_DEFER_S = 0.5  # seconds a delivery waits while its receiver is failing and another probes it
 TIMER_SLOT_S = 0.25  # seconds; timed wake-ups are rounded up to slots of this length (at most 4 a second)
 OUTBOX_WAKE = "outbox"
 SOURCE = "crossdock"
@@ -292,37 +291,47 @@ def _schedule_next_wake() -> None:
 
 
 def delivery_batch_send(ids: list[UUID]) -> None:
+    """Send claimed deliveries that are still ours and record each outcome.
+
+    Steps: load the rows still in flight; per connection, ask the breaker once how many may go
+    (the rest are deferred without spending an attempt); take rate-limit slots; render; send
+    concurrently; record attempts and new states; then tell the breaker each connection's answers
+    in one call (successes and transient failures; a permanent error says nothing of its health).
+    """
     deliveries = list(
         Delivery.objects.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).select_related(
             "event", "subscription__connection"
         )
     )
-    prepared: list[_Prepared] = []
-    degraded: dict[UUID, bool] = {}  # per connection, looked up once per batch
-    sent_to: set[UUID] = set()
+    configured: list[tuple[Delivery, Any]] = []
     for delivery in deliveries:
         connection = delivery.subscription.connection
         try:
-            config = connection_config(connection)
+            configured.append((delivery, connection_config(connection)))
         except Exception as exc:  # config no longer valid: an operator must fix the connection
             _finish(
                 _Prepared(
                     delivery, connection, None, error=PermanentError(f"connection config invalid: {exc}")
                 )
             )
+    policies: dict[UUID, breaker.BreakerPolicy] = {}
+    wanted: dict[UUID, int] = {}
+    for delivery, config in configured:
+        connection_id = delivery.subscription.connection_id
+        policies.setdefault(connection_id, breaker.breaker_policy(config))
+        wanted[connection_id] = wanted.get(connection_id, 0) + 1
+    admissions = {
+        connection_id: breaker.breaker_admit(connection_id, wanted=n, policy=policies[connection_id])
+        for connection_id, n in wanted.items()
+    }
+    prepared: list[_Prepared] = []
+    for delivery, config in configured:
+        connection = delivery.subscription.connection
+        admission = admissions[connection.pk]
+        if admission.allowed <= 0:
+            _defer(delivery, admission.wait_s, admission.why)
             continue
-        allowed, wait = breaker.breaker_allows(connection.pk)
-        if not allowed:
-            _defer(delivery, wait, "circuit open")
-            continue
-        if connection.pk not in degraded:
-            degraded[connection.pk] = breaker.breaker_degraded(connection.pk)
-        if degraded[connection.pk] and connection.pk in sent_to:
-            # The receiver failed recently: send one delivery per batch to it, not a whole batch that
-            # would all fail before the breaker could open.
-            _defer(delivery, DEGRADED_DEFER_S, "receiver failing, one at a time")
-            continue
-        sent_to.add(connection.pk)
+        admissions[connection.pk] = replace(admission, allowed=admission.allowed - 1)
         wait = breaker.rate_limit_take(connection.pk, getattr(config, "rate_limit_per_s", None))
         if wait:
             _defer(delivery, wait, "rate limited")
@@ -358,6 +367,24 @@ def delivery_batch_send(ids: list[UUID]) -> None:
     if delivered:
         DeadLetter.objects.filter(delivery_id__in=delivered, status=DeadLetter.Status.OPEN).update(
             status=DeadLetter.Status.REPLAYED
+        )
+    _breaker_record_answers(prepared, policies)
+
+
+def _breaker_record_answers(prepared: list[_Prepared], policies: dict[UUID, breaker.BreakerPolicy]) -> None:
+    """One breaker call per connection for the whole batch, so the order the batch's answers came
+    back in cannot matter. Every answer counts, even one whose record was skipped because its lease
+    was taken over: the receiver did answer it."""
+    answers: dict[UUID, list[int]] = {}  # connection -> [succeeded, failed]
+    for item in prepared:
+        tally = answers.setdefault(item.connection.pk, [0, 0])
+        if item.error is None and item.result is not None:
+            tally[0] += 1
+        elif isinstance(item.error, TransientError):
+            tally[1] += 1
+    for connection_id, (succeeded, failed) in answers.items():
+        breaker.breaker_record(
+            connection_id, succeeded=succeeded, failed=failed, policy=policies[connection_id]
         )
 
 
@@ -415,7 +442,7 @@ def _send_one(item: _Prepared) -> None:
 
 
 def _defer(delivery: Delivery, wait_s: float, why: str) -> None:
-    """Put a claimed delivery back without spending an attempt (breaker open, rate limit)."""
+    """Put a claimed delivery back without spending an attempt (circuit open or half-open, rate limit)."""
     Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.IN_FLIGHT).update(
         status=Delivery.Status.PENDING,
         lease_until=None,
@@ -468,8 +495,6 @@ def _finish_delivered(items: list[_Prepared]) -> list[UUID]:
                 last_error="",
                 updated_at=now,
             )
-    for connection_id in {item.connection.pk for item in kept}:
-        breaker.breaker_record_success(connection_id)
     return [item.delivery.pk for item in kept]
 
 
@@ -534,10 +559,6 @@ def _finish(item: _Prepared) -> bool:
             )
         attempt.save()
         Delivery.objects.filter(pk=delivery.pk).update(updated_at=now, **fields)
-    if item.error is None:
-        breaker.breaker_record_success(connection.pk)
-    elif isinstance(item.error, TransientError):
-        breaker.breaker_record_failure(connection.pk)
     return item.error is None
 
 

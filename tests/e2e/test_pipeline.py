@@ -323,7 +323,7 @@ def test_retry_after_from_the_receiver_is_honoured_over_a_tiny_backoff(worker, p
 def test_circuit_opens_defers_without_spending_attempts_and_closes_on_recovery(
     celery_worker_with_env, pipeline, sink, unique
 ):
-    celery_worker_with_env({"CROSSDOCK_BREAKER_THRESHOLD": "2", "CROSSDOCK_BREAKER_OPEN_S": "3"})
+    celery_worker_with_env({"CROSSDOCK_BREAKER_MIN_CALLS": "2", "CROSSDOCK_BREAKER_OPEN_S": "3"})
     sink.script([503] * 100)  # down until told otherwise
     scac = pipeline.carrier()
     refs = [f"SHP-{unique}-{n}" for n in range(5)]
@@ -333,7 +333,7 @@ def test_circuit_opens_defers_without_spending_attempts_and_closes_on_recovery(
     connection = pipeline.outbound_connection(sink.url, max_attempts=20, backoff_base_s=0.2)
     connection_id = connection["id"]
 
-    # One event fails twice in a row: the second consecutive failure opens the circuit.
+    # One event fails twice: two sends, both failed, reach the minimum calls at 100 % and open the circuit.
     pipeline.send("tms-in", milestone(refs[0], "DEPARTED_PICKUP", 90))
     wait_until(lambda: breaker.breaker_state(connection_id) == "open", what="the circuit to open")
     assert [r["status"] for r in sink.records()] == [503, 503]

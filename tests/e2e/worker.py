@@ -125,7 +125,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture
 def celery_worker_with_env(celery_worker_process, tmp_path):
-    """Start workers with extra environment: ``start({"CROSSDOCK_BREAKER_THRESHOLD": "2"})``.
+    """Start workers with extra environment: ``start({"CROSSDOCK_BREAKER_MIN_CALLS": "2"})``.
 
     The session worker is stopped first (it would otherwise take the same queues with the default
     settings) and started again when the test ends, after every worker started here is stopped.

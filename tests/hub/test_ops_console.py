@@ -430,8 +430,9 @@ def test_admin_index_links_to_the_dashboard(admin_client):
 
 
 def test_metrics_from_loopback_render_the_gauges(client, pipeline):
-    for _ in range(5):  # CROSSDOCK_BREAKER_THRESHOLD's default
-        breaker.breaker_record_failure(pipeline["outbound"].pk)
+    defaults = breaker.breaker_policy(None)
+    # A dead receiver: the default minimum of sends in the window, all failed.
+    breaker.breaker_record(pipeline["outbound"].pk, succeeded=0, failed=defaults.min_calls, policy=defaults)
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")

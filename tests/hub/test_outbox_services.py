@@ -384,73 +384,7 @@ def test_other_client_errors_and_redirects_are_not_retryable(status: int):
     assert is_retryable_status(status) is False
 
 
-# --- Breaker and rate limit (real Redis) --------------------------------------------------------------
-
-
-@pytest.fixture
-def quick_breaker(settings):
-    settings.CROSSDOCK_BREAKER_THRESHOLD = 3
-    settings.CROSSDOCK_BREAKER_OPEN_S = 1
-    return uuid.uuid4()
-
-
-def test_breaker_opens_after_threshold_consecutive_failures(quick_breaker):
-    conn_id = quick_breaker
-    assert breaker.breaker_allows(conn_id) == (True, 0.0)
-
-    assert [breaker.breaker_record_failure(conn_id) for _ in range(3)] == [False, False, True]
-
-    allowed, wait = breaker.breaker_allows(conn_id)
-    assert allowed is False
-    assert 0 < wait <= 1.0
-    assert breaker.breaker_state(conn_id) == "open"
-
-
-def test_success_resets_the_consecutive_failure_count(quick_breaker):
-    conn_id = quick_breaker
-    breaker.breaker_record_failure(conn_id)
-    breaker.breaker_record_failure(conn_id)
-    breaker.breaker_record_success(conn_id)
-
-    assert breaker.breaker_record_failure(conn_id) is False
-    assert breaker.breaker_record_failure(conn_id) is False
-    assert breaker.breaker_state(conn_id) == "closed"
-
-
-def test_breaker_half_opens_for_exactly_one_probe_and_a_failed_probe_reopens(quick_breaker):
-    conn_id = quick_breaker
-    for _ in range(3):
-        breaker.breaker_record_failure(conn_id)
-    time.sleep(1.1)
-
-    assert breaker.breaker_state(conn_id) == "half-open"
-    assert breaker.breaker_allows(conn_id) == (True, 0.0)  # the probe
-    assert breaker.breaker_allows(conn_id) == (False, 1.0)  # everyone else waits for it
-
-    assert breaker.breaker_record_failure(conn_id) is True
-    assert breaker.breaker_state(conn_id) == "open"
-    assert breaker.breaker_allows(conn_id)[0] is False
-
-
-def test_successful_probe_closes_the_breaker(quick_breaker):
-    conn_id = quick_breaker
-    for _ in range(3):
-        breaker.breaker_record_failure(conn_id)
-    time.sleep(1.1)
-    assert breaker.breaker_allows(conn_id) == (True, 0.0)
-
-    breaker.breaker_record_success(conn_id)
-
-    assert breaker.breaker_state(conn_id) == "closed"
-    assert breaker.breaker_allows(conn_id) == (True, 0.0)
-    assert breaker.breaker_allows(conn_id) == (True, 0.0)
-
-
-def test_breakers_are_per_connection(quick_breaker):
-    for _ in range(3):
-        breaker.breaker_record_failure(quick_breaker)
-
-    assert breaker.breaker_allows(uuid.uuid4()) == (True, 0.0)
+# --- Rate limit (real Redis; the breaker's own tests are in test_breaker.py) -----------------------
 
 
 def _start_of_a_second() -> None:
@@ -629,7 +563,7 @@ def test_transient_errors_dead_letter_after_max_attempts(peer):
 
 @pytest.mark.django_db
 def test_open_breaker_defers_deliveries_without_spending_attempts(peer, settings):
-    settings.CROSSDOCK_BREAKER_THRESHOLD = 1
+    settings.CROSSDOCK_BREAKER_MIN_CALLS = 1
     settings.CROSSDOCK_BREAKER_OPEN_S = 60
     subscribe(webhook("peer", peer.url, backoff_base_s=0.01))
     first = record(ShipmentFactory()).deliveries.get()
