@@ -362,10 +362,11 @@ CROSSDOCK_INBOUND_MAX_BYTES = env_int(
 CROSSDOCK_INBOUND_RATE = env_rate("CROSSDOCK_INBOUND_RATE", "600000/min")  # per API client, inbound endpoint
 # Django's own body limit answers 400; keep it above the inbound limit so the inbound view answers 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CROSSDOCK_INBOUND_MAX_BYTES + 1)
-# Seconds a worker's claim on an inbound message / a delivery lasts; after that the sweeper hands the
-# work to another worker (a crash mid-work loses nothing). Longer than any single message or request.
-CROSSDOCK_INBOX_LEASE_S = env_int("CROSSDOCK_INBOX_LEASE_S", 300, minimum=1)
-CROSSDOCK_DELIVERY_LEASE_S = env_int("CROSSDOCK_DELIVERY_LEASE_S", 120, minimum=1)
+# Seconds a claimed inbound batch / delivery batch stays claimed without a renewal. The worker
+# holding it renews it every third of that (hub.core.lease), so this bounds how long a dead worker's
+# claim waits for the sweeper, not how long honest work may take.
+CROSSDOCK_INBOX_LEASE_S = env_int("CROSSDOCK_INBOX_LEASE_S", 30, minimum=1)
+CROSSDOCK_DELIVERY_LEASE_S = env_int("CROSSDOCK_DELIVERY_LEASE_S", 30, minimum=1)
 # Circuit breaker per outbound connection (hub/outbox/breaker.py), on the failure rate over a sliding
 # window; a connection's config.breaker_<name> overrides each one. It opens when the last WINDOW_S
 # seconds hold at least MIN_CALLS sends and FAILURE_PERCENT % or more of them failed; stays open

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +35,7 @@ from connectors.errors import ConnectorError, PermanentError, TransientError
 from hub.connections.models import Connection, Subscription
 from hub.connections.services import connection_config, connection_secret
 from hub.core.http import SafeHttpClient
+from hub.core.lease import lease_kept
 from hub.core.wake import wake_clear, wake_on_commit
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record
@@ -290,7 +292,22 @@ def _schedule_next_wake() -> None:
         _send_wake(countdown=max(0.05, slot * TIMER_SLOT_S - time.time()))
 
 
+def _deliveries_lease_renew(ids: list[UUID]) -> int:
+    """Extend the lease of the batch's deliveries still in flight (finished or deferred ones are left)."""
+    return Delivery.objects.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).update(
+        lease_until=timezone.now() + timedelta(seconds=settings.CROSSDOCK_DELIVERY_LEASE_S)
+    )
+
+
 def delivery_batch_send(ids: list[UUID]) -> None:
+    """Send claimed deliveries, keeping their lease alive while the requests run (hub.core.lease):
+    a worker killed mid-send gives them back within one lease, a slow receiver never does."""
+    every_s = settings.CROSSDOCK_DELIVERY_LEASE_S / 3
+    with lease_kept(partial(_deliveries_lease_renew, ids), every_s=every_s, name="outbox"):
+        _batch_send(ids)
+
+
+def _batch_send(ids: list[UUID]) -> None:
     """Send claimed deliveries that are still ours and record each outcome.
 
     Steps: load the rows still in flight; per connection, ask the breaker once how many may go

@@ -459,7 +459,7 @@ def test_dead_letters_replayed_singly_and_in_bulk_after_the_receiver_is_fixed(wo
 def test_worker_killed_mid_delivery_loses_nothing_and_repeats_keep_their_key(
     celery_worker_with_env, pipeline, sink, unique
 ):
-    env = {"CROSSDOCK_DELIVERY_LEASE_S": "3"}
+    env: dict[str, str] = {}  # the default lease: a dead worker's claim must lapse within it
     doomed = celery_worker_with_env(env)
     sink.script(delay_s=SINK_DELAY_S)  # every request takes a while: deliveries stay in flight
     scac = pipeline.carrier()
@@ -485,14 +485,20 @@ def test_worker_killed_mid_delivery_loses_nothing_and_repeats_keep_their_key(
     in_flight = set(Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT).values_list("id", flat=True))
     assert in_flight, "in-flight deliveries stay claimed by the dead worker until their lease expires"
 
+    killed_at = time.monotonic()
+
     sink.script()  # no more delay
     celery_worker_with_env(env)  # a fresh worker; the beat sweeper is played by the test
     wait_until(
         lambda: _deliveries_settled(len(docs)),
+        timeout=settings.CROSSDOCK_DELIVERY_LEASE_S + 30,
         what="every delivery settled",
         interval=0.5,
         each=pipeline_sweep,
     )
+    # Picked up again within the lease (30 s by default), plus a sweep and the worker's start.
+    recovered_s = time.monotonic() - killed_at
+    assert recovered_s <= settings.CROSSDOCK_DELIVERY_LEASE_S + 15, recovered_s
     time.sleep(SETTLE_S)
 
     deliveries = {str(d.id): d for d in Delivery.objects.all()}
@@ -512,6 +518,37 @@ def test_worker_killed_mid_delivery_loses_nothing_and_repeats_keep_their_key(
     assert repeated, "the requests cut off by the kill were sent again"
     assert set(repeated) <= {str(pk) for pk in in_flight}
     assert not DeadLetter.objects.exists()
+
+
+def test_a_live_worker_keeps_its_slow_deliveries_past_their_lease_and_nothing_is_sent_twice(
+    celery_worker_with_env, pipeline, sink, unique
+):
+    # Each request takes three leases; the heartbeat renews it every third of a lease, so the
+    # sweeper (played by the test, all the time) never hands the deliveries to anyone else.
+    lease_s = 2
+    celery_worker_with_env({"CROSSDOCK_DELIVERY_LEASE_S": str(lease_s)})
+    sink.script(delay_s=3 * lease_s)
+    scac = pipeline.carrier()
+    refs = [f"SHP-{unique}-{n}" for n in range(4)]
+    for ref in refs:
+        pipeline.shipment(ref, carrier=scac)
+    pipeline.inbound_connection("tms-in")
+    pipeline.outbound_connection(sink.url, backoff_base_s=0.2)
+    pipeline.send("tms-in", [milestone(ref, "DEPARTED_PICKUP", 90) for ref in refs])
+
+    wait_until(
+        lambda: _deliveries_settled(len(refs)),
+        timeout=60,
+        what="every delivery settled",
+        interval=0.2,
+        each=pipeline_sweep,
+    )
+    time.sleep(SETTLE_S)
+
+    keys = _keys(sink.records())
+    assert sorted(keys) == sorted(str(pk) for pk in Delivery.objects.values_list("id", flat=True))
+    assert DeliveryAttempt.objects.count() == len(refs), "one attempt each: no lease lapsed"
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.DELIVERED}
 
 
 # --- 10: failures by stage --------------------------------------------------------------------------
