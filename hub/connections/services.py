@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from pydantic import AnyUrl
 from pydantic import ValidationError as PydanticValidationError
 
 from canonical.contracts.v1 import EventType
@@ -143,13 +144,17 @@ def _validate_config(*, connector_key: str, config: dict) -> object:
         raise ValidationFailed(
             "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
         ) from None
-    url = getattr(parsed, "url", None)
-    if url is not None:
+    # Every URL in the config (``url``, x12's ``outbound_url``, ...) is checked against the
+    # outbound URL policy now, and again on every connect (hub/core/http.py).
+    for name in type(parsed).model_fields:
+        url = getattr(parsed, name)
+        if not isinstance(url, AnyUrl):
+            continue
         try:
             url_policy_check(str(url))
         except UrlPolicyError as exc:
             raise ValidationFailed(
-                exc.detail, errors=[{"field": "config.url", "message": exc.detail}]
+                exc.detail, errors=[{"field": f"config.{name}", "message": exc.detail}]
             ) from None
     return parsed
 

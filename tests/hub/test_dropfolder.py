@@ -107,7 +107,8 @@ def test_a_file_left_in_processing_by_a_crashed_scanner_is_taken_again(folder, c
     assert not list((folder / "processing").iterdir())
 
 
-def test_a_drop_folder_must_be_absolute_and_readable_by_the_connector(tmp_path):
+def test_a_drop_folder_must_be_absolute_and_readable_by_the_connector(tmp_path, dns):
+    dns["example.com"] = ["93.184.215.14"]  # the URL policy resolves the host on save
     with pytest.raises(ValidationFailed, match="drop_folder: must be an absolute path"):
         connection_save(
             data={"slug": "rel", "system": "carrier", "connector": "canonical", "drop_folder": "drop"}
