@@ -1,7 +1,9 @@
 """`X-Crossdock-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` (public contract v1).
 
 The same scheme (``t=<unix>,v1=<hex>``, HMAC-SHA256 of ``"<t>." + body``) signs BottleCRM's webhooks
-under its own header name, so both verify here.
+under its own header name, so both verify here. A verified signature is also a one-time token:
+``replay_nonce`` names it and says how long it could still be replayed, and the hub refuses it the
+second time (docs/subsystems/network.md).
 """
 
 from __future__ import annotations
@@ -60,3 +62,12 @@ def verify(
     expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise AuthError(f"{header_name} does not match the body")
+
+
+def replay_nonce(header: str, *, now: float | None = None, tolerance_s: int = TOLERANCE_S) -> tuple[str, int]:
+    """For a header ``verify`` accepted: ``(nonce, ttl_s)``, the value that must not be accepted
+    again and the seconds (at least 1) until ``verify`` would refuse it anyway (its timestamp leaves
+    the tolerance window), which is how long the nonce must be remembered."""
+    t, given = _parse(header, "signature")
+    current = time.time() if now is None else now
+    return f"{t}.{given.lower()}", max(1, int(t + tolerance_s - current) + 1)

@@ -153,6 +153,10 @@ class BottleCrmConnector(Connector):
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         verify_signature(secret or "", request.body, request.headers.get(SIGNATURE_HEADER.lower()))
 
+    def replay_nonce(self, request: InboundRequest) -> tuple[str, int] | None:
+        header = request.headers.get(SIGNATURE_HEADER.lower())
+        return signing.replay_nonce(header, tolerance_s=SIGNATURE_TOLERANCE_S) if header else None
+
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         delivery = request.headers.get("x-bottlecrm-delivery")
         try:

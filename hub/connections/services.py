@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import AnyUrl
@@ -20,6 +22,8 @@ from hub.connections.models import ApiClient, Connection, Subscription
 from hub.core import crypto
 from hub.core.errors import ConflictError, NotFoundError, ValidationFailed
 from hub.core.http import UrlPolicyError, url_policy_check
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cdk_"
 # Updating last_used_at on every request would make every read a write; once a minute is enough.
@@ -230,6 +234,33 @@ def connection_config(connection: Connection):
 
 def connection_secret(connection: Connection) -> str | None:
     return crypto.decrypt(connection.secret_encrypted) if connection.secret_encrypted else None
+
+
+def signature_nonce_claim(*, connection: Connection, nonce: str, ttl_s: int) -> str | None:
+    """Record a verified inbound signature as used, for ``ttl_s`` seconds (until its timestamp leaves
+    the tolerance window). Returns the key to pass to ``signature_nonce_release``, or None when the
+    signature was already used: a replay, to be refused.
+
+    One ``SET NX EX`` in Redis, so two web processes receiving the same request race on one key and
+    exactly one wins. If the cache is unreachable the request is let through (availability first,
+    as for rate limits) and a warning logged: the idempotency key still stores it once.
+    """
+    key = f"signature-nonce:{connection.pk}:{hashlib.sha256(nonce.encode()).hexdigest()}"
+    try:
+        added = cache.add(key, 1, timeout=ttl_s)
+    except Exception as exc:  # the cache being down must not make inbound calls fail
+        logger.warning("signature nonce not recorded (cache unavailable): %s", exc)
+        return key
+    return key if added else None
+
+
+def signature_nonce_release(*, key: str) -> None:
+    """Forget a claimed nonce: the request it authenticated was not stored, so the sender's retry
+    of the very same request must not be taken for a replay. Idempotent."""
+    try:
+        cache.delete(key)
+    except Exception as exc:
+        logger.warning("signature nonce not released (cache unavailable): %s", exc)
 
 
 def connection_secrets_rotate() -> int:

@@ -1,12 +1,18 @@
 """Signed calls to `POST /api/v1/inbound/<slug>/` (no API key): any malformed signature header,
-non-ASCII included, is a 401 problem (never a 500)."""
+non-ASCII included, is a 401 problem (never a 500), and a valid signature is accepted once: a
+replay inside its tolerance window is refused (nonce in real Redis)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
+import uuid
 
 import pytest
+from django.core.cache import cache
 
+from connectors import signing
 from hub.connections.services import connection_save
 from hub.inbox.models import InboundMessage
 
@@ -105,3 +111,75 @@ def test_a_non_ascii_dcsa_signature_is_a_401_problem(anonymous, header):
 
     assert "Notification-Signature" in _assert_401(response)["detail"]
     assert not InboundMessage.objects.exists()
+
+
+# --- Replays ------------------------------------------------------------------------------------------
+
+
+def _crm_body() -> bytes:
+    return b'{"event": "ticket.updated", "id": "%s", "data": {}}' % uuid.uuid4().hex.encode()
+
+
+@pytest.mark.parametrize("kind", ["canonical", "bottlecrm"])
+def test_a_signed_request_replayed_inside_the_window_is_refused(anonymous, dns, kind):
+    if kind == "canonical":
+        _canonical()
+        url, meta, body = "/api/v1/inbound/partner-in/", "HTTP_X_CROSSDOCK_SIGNATURE", BODY
+    else:
+        _bottlecrm(dns)
+        url, meta, body = "/api/v1/inbound/crm-in/", "HTTP_X_BOTTLECRM_SIGNATURE", _crm_body()
+    signed = {meta: signing.sign(SECRET, body)}
+
+    first = anonymous.post(url, data=body, content_type="application/json", **signed)
+    replay = anonymous.post(url, data=body, content_type="application/json", **signed)
+
+    assert first.status_code == 202, first.content
+    assert "signature already used" in _assert_401(replay)["detail"]
+    assert InboundMessage.objects.count() == 1
+    # The sender's next request, signed afresh, is accepted (a duplicate of the same body).
+    time.sleep(1.01)  # a new timestamp, so a new signature
+    again = anonymous.post(
+        url, data=body, content_type="application/json", **{meta: signing.sign(SECRET, body)}
+    )
+    assert again.status_code == 200, again.content
+    assert again.json()["status"] == "duplicate"
+
+
+def test_the_nonce_lives_in_redis_until_the_signature_leaves_its_window(anonymous):
+    _canonical()
+    t = int(time.time()) - 100  # signed 100 s ago: 200 s of validity left
+    header = signing.sign(SECRET, BODY, timestamp=t)
+
+    response = anonymous.post(
+        "/api/v1/inbound/partner-in/",
+        data=BODY,
+        content_type="application/json",
+        HTTP_X_CROSSDOCK_SIGNATURE=header,
+    )
+
+    assert response.status_code == 202, response.content
+    client = cache._cache.get_client(write=True)
+    [key] = list(client.scan_iter(match=cache.make_key("signature-nonce:*")))
+    assert 195 <= client.ttl(key) <= 202
+
+
+def test_a_dcsa_notification_has_no_time_window_so_its_retry_is_a_duplicate(anonymous):
+    _dcsa()
+    body = b'{"events": []}'
+    header = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    first = anonymous.post(
+        "/api/v1/inbound/carrier-in/",
+        data=body,
+        content_type="application/json",
+        HTTP_NOTIFICATION_SIGNATURE=header,
+    )
+    retry = anonymous.post(
+        "/api/v1/inbound/carrier-in/",
+        data=body,
+        content_type="application/json",
+        HTTP_NOTIFICATION_SIGNATURE=header,
+    )
+
+    assert (first.status_code, retry.status_code) == (202, 200)
+    assert retry.json()["status"] == "duplicate"
