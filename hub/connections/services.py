@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -163,12 +166,36 @@ def _validate_config(*, connector_key: str, config: dict) -> object:
     return parsed
 
 
+def drop_folder_refusal(path: str) -> str | None:
+    """Why ``path`` may not be (or no longer be) a drop folder, or None when it may.
+
+    It must be absolute and lie inside CROSSDOCK_DROP_ROOT once ``..`` and symbolic links are
+    resolved, and no component below the root may be a symbolic link (a link could later be
+    pointed anywhere). Reads the file system; the folder itself need not exist yet.
+    """
+    if not path.startswith("/"):
+        return "must be an absolute path"
+    root = Path(settings.CROSSDOCK_DROP_ROOT).resolve()
+    lexical = Path(os.path.normpath(path))
+    if not lexical.resolve().is_relative_to(root):
+        return f"must be inside CROSSDOCK_DROP_ROOT ({root})"
+    for component in (lexical, *lexical.parents):
+        if (
+            component.is_symlink()
+            and component.resolve() != root
+            and component.resolve().is_relative_to(root)
+        ):
+            return f"{component} is a symbolic link: use the real folder"
+    return None
+
+
 def _validate_transports(connection: Connection) -> None:
     spec = registry.get(connection.connector)
     errors = []
     if connection.drop_folder:
-        if not connection.drop_folder.startswith("/"):
-            errors.append({"field": "drop_folder", "message": "must be an absolute path"})
+        refusal = drop_folder_refusal(connection.drop_folder)
+        if refusal:
+            errors.append({"field": "drop_folder", "message": refusal})
         if "parse" not in spec.capabilities:
             errors.append(
                 {"field": "drop_folder", "message": f"connector {spec.key!r} cannot read inbound files"}
