@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from canonical.contracts.v1 import EventType
 from canonical.models import Carrier, Customer
-from connectors import registry
+from connectors import registry, webhook
 from hub.connections.models import ApiClient, Connection, Subscription
 from hub.core import crypto
 from hub.core.errors import ConflictError, NotFoundError, ValidationFailed
@@ -206,6 +206,25 @@ def _validate_transports(connection: Connection) -> None:
         raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
 
 
+def _move_credential_headers(connection: Connection, secret: str | None) -> str | None:
+    """Webhook headers that carry credentials (Authorization, X-Api-Key, any name with token,
+    secret, key, password, ...) go into the encrypted secret, never the plain config, which the API
+    returns. Returns the secret to store (None: keep the stored one); see connectors/webhook."""
+    config = connection.config
+    if connection.connector != "webhook" or not isinstance(config, dict):
+        return secret
+    headers = config.get("headers")
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        return secret  # not a header map: the config validation below names the field
+    stored = crypto.decrypt(connection.secret_encrypted) if connection.secret_encrypted else None
+    new_secret, plain = webhook.secret_with_headers(stored=stored, given=secret, config_headers=headers)
+    if plain != headers:
+        connection.config = {**config, "headers": plain}
+    return new_secret
+
+
 def connection_save(
     *,
     instance: Connection | None = None,
@@ -214,10 +233,12 @@ def connection_save(
 ) -> Connection:
     """Create or update a connection. The connector key and its config are validated (400 naming
     the field); an outbound URL is checked against the URL policy; ``secret`` is encrypted at rest
-    (``""`` clears it, ``None`` keeps it)."""
+    (``""`` clears it, ``None`` keeps it); a webhook's credential headers are moved from the config
+    into the encrypted secret."""
     connection = instance or Connection()
     for name, value in data.items():
         setattr(connection, name, value)
+    secret = _move_credential_headers(connection, secret)
     _validate_config(connector_key=connection.connector, config=connection.config)
     _validate_transports(connection)
     if secret is not None:
