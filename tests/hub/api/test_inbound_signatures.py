@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 import uuid
 
@@ -13,7 +14,7 @@ import pytest
 from django.core.cache import cache
 
 from connectors import signing
-from hub.connections.services import connection_save
+from hub.connections.services import connection_save, signature_nonce_claim, signature_nonce_release
 from hub.inbox.models import InboundMessage
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +184,34 @@ def test_a_dcsa_notification_has_no_time_window_so_its_retry_is_a_duplicate(anon
 
     assert (first.status_code, retry.status_code) == (202, 200)
     assert retry.json()["status"] == "duplicate"
+
+
+def test_two_processes_claiming_the_same_signature_at_once_let_exactly_one_through():
+    connection = _canonical()
+    barrier = threading.Barrier(2)
+    outcomes: list[str | None] = []
+
+    def claim() -> None:
+        barrier.wait()
+        outcomes.append(signature_nonce_claim(connection=connection, nonce="1700000000.ab12", ttl_s=60))
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcome is None for outcome in outcomes) == [False, True]
+
+
+def test_a_released_nonce_can_be_claimed_again():
+    # What the inbound view does when the message could not be stored: the sender's retry of the
+    # very same request is not a replay.
+    connection = _canonical()
+    key = signature_nonce_claim(connection=connection, nonce="1700000000.cd34", ttl_s=60)
+    assert key is not None
+    assert signature_nonce_claim(connection=connection, nonce="1700000000.cd34", ttl_s=60) is None
+
+    signature_nonce_release(key=key)
+
+    assert signature_nonce_claim(connection=connection, nonce="1700000000.cd34", ttl_s=60) == key
