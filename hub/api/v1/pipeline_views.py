@@ -287,16 +287,16 @@ class InboundView(APIView):
         connector = spec.instance()
         try:
             connector.verify(inbound, secret, connection_config(connection))
-            replay = connector.replay_nonce(inbound)
+            nonce_ttl = connector.replay_nonce(inbound)
         except NotSupported:
             raise exceptions.AuthenticationFailed(
                 f"connector {spec.key!r} does not verify signatures: send an API key"
             ) from None
         except AuthError as exc:
             raise exceptions.AuthenticationFailed(exc.detail) from None
-        if replay is None:
+        if nonce_ttl is None:
             return None
-        nonce, ttl_s = replay
+        nonce, ttl_s = nonce_ttl
         key = signature_nonce_claim(connection=connection, nonce=nonce, ttl_s=ttl_s)
         if key is None:
             raise exceptions.AuthenticationFailed(
