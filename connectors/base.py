@@ -113,6 +113,12 @@ class Connector:
         """Authenticate an inbound call (HMAC, shared key). Raises AuthError; returns None when valid."""
         raise NotSupported("verify")
 
+    def replay_nonce(self, request: InboundRequest) -> tuple[str, int] | None:
+        """For a request ``verify`` accepted: ``(nonce, ttl_s)``, a value the hub must not accept
+        twice (the signature) and the seconds until ``verify`` would refuse it anyway; None when the
+        scheme has no time window (the default; a replay is then a duplicate by idempotency key)."""
+        return None
+
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         """The message's own id, used as idempotency key when no Idempotency-Key header is sent."""
         raise NotSupported("natural_id")

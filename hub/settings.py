@@ -354,8 +354,19 @@ LOGGING = {
 }
 
 # --- Pipeline -------------------------------------------------------------------------------------
-# Outbound URLs resolving to private/loopback addresses are refused unless this is set (SSRF guard).
+# Outbound URLs resolving to any non-global address (private, loopback, link-local, carrier-grade
+# NAT, ...) are refused unless this is set (SSRF guard, docs/subsystems/network.md).
 CROSSDOCK_ALLOW_PRIVATE_NETWORKS = env_bool("CROSSDOCK_ALLOW_PRIVATE_NETWORKS", EMBEDDED)
+# Outbound HTTP caps: the largest response body read (bytes; larger answers are refused) and the
+# longest one request may take from connect to its last body byte (seconds; a server trickling bytes
+# is cut off). Never shorter than the calling client's own read timeout.
+CROSSDOCK_HTTP_MAX_RESPONSE_BYTES = env_int(
+    "CROSSDOCK_HTTP_MAX_RESPONSE_BYTES", 10_485_760, minimum=1024
+)  # bytes (10 MiB)
+CROSSDOCK_HTTP_TOTAL_TIMEOUT_S = env_int("CROSSDOCK_HTTP_TOTAL_TIMEOUT_S", 60, minimum=1)  # seconds
+# Directory (a path; made absolute) under which every connection's drop_folder must lie; symbolic
+# links below it are refused, at save and at each scan (docs/subsystems/network.md).
+CROSSDOCK_DROP_ROOT = str(Path(env_str("CROSSDOCK_DROP_ROOT", str(VAR_DIR / "drop"))).resolve())
 CROSSDOCK_INBOUND_MAX_BYTES = env_int(
     "CROSSDOCK_INBOUND_MAX_BYTES", 1_048_576, minimum=1024
 )  # bytes per message

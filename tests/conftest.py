@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from hub.connections.models import ApiClient
 from hub.connections.services import api_client_create
+from hub.core import http
 
 pytest_plugins = ["tests.e2e.worker", "tests.support.registry"]
 
@@ -48,6 +49,35 @@ def _fresh_cache():
     """Rate-limit counters, breaker state and wake-up flags never leak from one test to the next."""
     _clear_own_cache_keys()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _private_networks_refused(request, settings):
+    """The outbound URL policy (SSRF guard) is on in every test, whatever the environment says; a
+    test whose receiver listens on 127.0.0.1 opts in with ``private_networks``. Tests marked
+    ``peer`` talk to the peer systems on 127.0.0.1, so the marker is their opt-in (it covers the
+    connections they save and every client they build, in tests/flows and tests/connectors/*)."""
+    settings.CROSSDOCK_ALLOW_PRIVATE_NETWORKS = request.node.get_closest_marker("peer") is not None
+
+
+@pytest.fixture
+def private_networks(settings):
+    """Opt in: this test's receiver or peer listens on 127.0.0.1 (lifts the SSRF guard for it)."""
+    settings.CROSSDOCK_ALLOW_PRIVATE_NETWORKS = True
+
+
+@pytest.fixture
+def dns(monkeypatch) -> dict[str, list[str]]:
+    """Play DNS through the hub's resolver hook: ``dns["peer.example"] = ["93.184.215.14"]``. Names
+    not in the dict resolve as usual; changing an entry mid-test is a DNS answer that changes."""
+    answers: dict[str, list[str]] = {}
+    system = http.resolve
+
+    def resolve(host: str) -> list[str]:
+        return list(answers[host]) if host in answers else system(host)
+
+    monkeypatch.setattr(http, "resolve", resolve)
+    return answers
 
 
 @dataclass

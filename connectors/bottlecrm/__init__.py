@@ -22,14 +22,12 @@ endpoint's secret for an inbound one. Custom fields (text, filterable) must exis
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from connectors import signing
 from connectors.base import (
     Connector,
     ConnectorSpec,
@@ -40,7 +38,7 @@ from connectors.base import (
 )
 from connectors.bottlecrm import mapping, operations
 from connectors.bottlecrm.client import CrmApi
-from connectors.errors import AuthError, NotSupported, ParseError
+from connectors.errors import NotSupported, ParseError
 from connectors.mapping import MappingSet, load_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
@@ -155,6 +153,10 @@ class BottleCrmConnector(Connector):
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         verify_signature(secret or "", request.body, request.headers.get(SIGNATURE_HEADER.lower()))
 
+    def replay_nonce(self, request: InboundRequest) -> tuple[str, int] | None:
+        header = request.headers.get(SIGNATURE_HEADER.lower())
+        return signing.replay_nonce(header, tolerance_s=SIGNATURE_TOLERANCE_S) if header else None
+
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         delivery = request.headers.get("x-bottlecrm-delivery")
         try:
@@ -183,23 +185,12 @@ class BottleCrmConnector(Connector):
 
 
 def verify_signature(secret: str, body: bytes, header: str | None, *, now: float | None = None) -> None:
-    """Raises AuthError unless ``header`` is a fresh ``t=<unix>,v1=<hex>`` HMAC-SHA256 of ``"<t>." + body``."""
-    if not secret:
-        raise AuthError("no webhook secret is configured for this connection")
-    if not header:
-        raise AuthError(f"missing {SIGNATURE_HEADER} header")
-    parts = dict(item.strip().split("=", 1) for item in header.split(",") if "=" in item)
-    try:
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (KeyError, ValueError):
-        raise AuthError(f"malformed {SIGNATURE_HEADER}: expected t=<unix>,v1=<hex>") from None
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > SIGNATURE_TOLERANCE_S:
-        raise AuthError(f"{SIGNATURE_HEADER} timestamp is more than {SIGNATURE_TOLERANCE_S}s away from now")
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
-        raise AuthError(f"{SIGNATURE_HEADER} does not match the body")
+    """Raises AuthError unless ``header`` is a fresh ``t=<unix>,v1=<hex>`` HMAC-SHA256 of ``"<t>." + body``.
+
+    BottleCRM signs exactly as Crossdock does (connectors/signing.py), under its own header name."""
+    signing.verify(
+        secret, body, header, now=now, header_name=SIGNATURE_HEADER, tolerance_s=SIGNATURE_TOLERANCE_S
+    )
 
 
 CONNECTOR = ConnectorSpec(

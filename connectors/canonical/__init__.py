@@ -21,6 +21,10 @@ class CanonicalConnector(Connector):
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         signing.verify(secret or "", request.body, request.headers.get(signing.HEADER.lower()))
 
+    def replay_nonce(self, request: InboundRequest) -> tuple[str, int] | None:
+        header = request.headers.get(signing.HEADER.lower())
+        return signing.replay_nonce(header) if header else None
+
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         # A single event's event_id identifies the message; a batch has no single id (body hash is used),
         # so a list is not even decoded here: this runs in the web process, before the 202.

@@ -54,10 +54,11 @@ class DcsaConnector(Connector):
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         header = request.headers.get(SIGNATURE_HEADER, "")
         kind, _, signature = header.partition("=")
-        if kind.strip().lower() != "sha256" or not signature.strip():
+        # Non-ASCII text is malformed (an AuthError), never a TypeError from compare_digest.
+        if not header.isascii() or kind.strip().lower() != "sha256" or not signature.strip():
             raise AuthError("missing or malformed Notification-Signature header (expected sha256=<hex>)")
         expected = hmac.new(_key(secret or ""), request.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.strip().lower()):
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
             raise AuthError("Notification-Signature does not match the body")
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from pydantic import AnyUrl
 from pydantic import ValidationError as PydanticValidationError
 
 from canonical.contracts.v1 import EventType
 from canonical.models import Carrier, Customer
-from connectors import registry
+from connectors import registry, webhook
 from hub.connections.models import ApiClient, Connection, Subscription
 from hub.core import crypto
 from hub.core.errors import ConflictError, NotFoundError, ValidationFailed
 from hub.core.http import UrlPolicyError, url_policy_check
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cdk_"
 # Updating last_used_at on every request would make every read a write; once a minute is enough.
@@ -143,23 +151,51 @@ def _validate_config(*, connector_key: str, config: dict) -> object:
         raise ValidationFailed(
             "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors
         ) from None
-    url = getattr(parsed, "url", None)
-    if url is not None:
+    # Every URL in the config (``url``, x12's ``outbound_url``, ...) is checked against the
+    # outbound URL policy now, and again on every connect (hub/core/http.py).
+    for name in type(parsed).model_fields:
+        url = getattr(parsed, name)
+        if not isinstance(url, AnyUrl):
+            continue
         try:
             url_policy_check(str(url))
         except UrlPolicyError as exc:
             raise ValidationFailed(
-                exc.detail, errors=[{"field": "config.url", "message": exc.detail}]
+                exc.detail, errors=[{"field": f"config.{name}", "message": exc.detail}]
             ) from None
     return parsed
+
+
+def drop_folder_refusal(path: str) -> str | None:
+    """Why ``path`` may not be (or no longer be) a drop folder, or None when it may.
+
+    It must be absolute and lie inside CROSSDOCK_DROP_ROOT once ``..`` and symbolic links are
+    resolved, and no component below the root may be a symbolic link (a link could later be
+    pointed anywhere). Reads the file system; the folder itself need not exist yet.
+    """
+    if not path.startswith("/"):
+        return "must be an absolute path"
+    root = Path(settings.CROSSDOCK_DROP_ROOT).resolve()
+    lexical = Path(os.path.normpath(path))
+    if not lexical.resolve().is_relative_to(root):
+        return f"must be inside CROSSDOCK_DROP_ROOT ({root})"
+    for component in (lexical, *lexical.parents):
+        if (
+            component.is_symlink()
+            and component.resolve() != root
+            and component.resolve().is_relative_to(root)
+        ):
+            return f"{component} is a symbolic link: use the real folder"
+    return None
 
 
 def _validate_transports(connection: Connection) -> None:
     spec = registry.get(connection.connector)
     errors = []
     if connection.drop_folder:
-        if not connection.drop_folder.startswith("/"):
-            errors.append({"field": "drop_folder", "message": "must be an absolute path"})
+        refusal = drop_folder_refusal(connection.drop_folder)
+        if refusal:
+            errors.append({"field": "drop_folder", "message": refusal})
         if "parse" not in spec.capabilities:
             errors.append(
                 {"field": "drop_folder", "message": f"connector {spec.key!r} cannot read inbound files"}
@@ -193,6 +229,25 @@ def _validated_kinds(connection: Connection) -> list[str]:
     return sorted(set(kinds))
 
 
+def _move_credential_headers(connection: Connection, secret: str | None) -> str | None:
+    """Webhook headers that carry credentials (Authorization, X-Api-Key, any name with token,
+    secret, key, password, ...) go into the encrypted secret, never the plain config, which the API
+    returns. Returns the secret to store (None: keep the stored one); see connectors/webhook."""
+    config = connection.config
+    if connection.connector != "webhook" or not isinstance(config, dict):
+        return secret
+    headers = config.get("headers")
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        return secret  # not a header map: the config validation below names the field
+    stored = crypto.decrypt(connection.secret_encrypted) if connection.secret_encrypted else None
+    new_secret, plain = webhook.secret_with_headers(stored=stored, given=secret, config_headers=headers)
+    if plain != headers:
+        connection.config = {**config, "headers": plain}
+    return new_secret
+
+
 def connection_save(
     *,
     instance: Connection | None = None,
@@ -202,10 +257,11 @@ def connection_save(
     """Create or update a connection. The connector key and its config are validated (400 naming
     the field); an outbound URL is checked against the URL policy; ``document_kinds`` must narrow
     the connector's declared kinds; ``secret`` is encrypted at rest (``""`` clears it, ``None``
-    keeps it)."""
+    keeps it); a webhook's credential headers are moved from the config into the encrypted secret."""
     connection = instance or Connection()
     for name, value in data.items():
         setattr(connection, name, value)
+    secret = _move_credential_headers(connection, secret)
     _validate_config(connector_key=connection.connector, config=connection.config)
     _validate_transports(connection)
     connection.document_kinds = _validated_kinds(connection)
@@ -250,6 +306,33 @@ def connection_config(connection: Connection):
 
 def connection_secret(connection: Connection) -> str | None:
     return crypto.decrypt(connection.secret_encrypted) if connection.secret_encrypted else None
+
+
+def signature_nonce_claim(*, connection: Connection, nonce: str, ttl_s: int) -> str | None:
+    """Record a verified inbound signature as used, for ``ttl_s`` seconds (until its timestamp leaves
+    the tolerance window). Returns the key to pass to ``signature_nonce_release``, or None when the
+    signature was already used: a replay, to be refused.
+
+    One ``SET NX EX`` in Redis, so two web processes receiving the same request race on one key and
+    exactly one wins. If the cache is unreachable the request is let through (availability first,
+    as for rate limits) and a warning logged: the idempotency key still stores it once.
+    """
+    key = f"signature-nonce:{connection.pk}:{hashlib.sha256(nonce.encode()).hexdigest()}"
+    try:
+        added = cache.add(key, 1, timeout=ttl_s)
+    except Exception as exc:  # the cache being down must not make inbound calls fail
+        logger.warning("signature nonce not recorded (cache unavailable): %s", exc)
+        return key
+    return key if added else None
+
+
+def signature_nonce_release(*, key: str) -> None:
+    """Forget a claimed nonce: the request it authenticated was not stored, so the sender's retry
+    of the very same request must not be taken for a replay. Idempotent."""
+    try:
+        cache.delete(key)
+    except Exception as exc:
+        logger.warning("signature nonce not released (cache unavailable): %s", exc)
 
 
 def connection_secrets_rotate() -> int:

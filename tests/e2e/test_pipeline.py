@@ -24,7 +24,13 @@ from hub.outbox import breaker
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
 from tests.e2e.conftest import milestone, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# The sink listens on 127.0.0.1: the URL policy must allow it in the test process (a connection's URL
+# is checked on save) and in the worker (started with private_networks=True, tests/e2e/worker.py).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("private_networks"),
+]
 
 SECRET = "s3cret-for-signing"
 SETTLE_S = 1.0  # seconds to keep watching for anything extra after the expected state is reached
@@ -43,13 +49,6 @@ MILESTONES = [
     ("DELIVERED", 630),
     ("POD_RECEIVED", 700),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _private_networks_allowed():
-    # The sink listens on 127.0.0.1; the outbound URL policy must allow it in the test process (the
-    # connection's URL is checked on save) and in the worker (checked before every request).
-    assert settings.CROSSDOCK_ALLOW_PRIVATE_NETWORKS is True, "export CROSSDOCK_ALLOW_PRIVATE_NETWORKS=1"
 
 
 @pytest.fixture

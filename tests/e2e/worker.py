@@ -36,14 +36,26 @@ def _database_url() -> str:
 
 class WorkerProcess:
     """One `celery worker` process group. ``env`` adds or overrides environment variables (e.g.
-    ``{"CROSSDOCK_DELIVERY_LEASE_S": "3"}``); it can be started again after ``stop``/``kill``."""
+    ``{"CROSSDOCK_DELIVERY_LEASE_S": "3"}``); it can be started again after ``stop``/``kill``.
+    ``private_networks`` lifts the outbound SSRF guard in the worker (its receiver is on 127.0.0.1);
+    otherwise the worker has it on, whatever the calling environment says."""
 
     _started = itertools.count(1)
 
-    def __init__(self, *, concurrency: int = 2, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 2,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        private_networks: bool = False,
+    ) -> None:
         self.concurrency = concurrency
         self.log_path = log_path
-        self.env = {name: str(value) for name, value in (env or {}).items()}
+        self.env = {
+            "CROSSDOCK_ALLOW_PRIVATE_NETWORKS": "1" if private_networks else "0",
+            **{name: str(value) for name, value in (env or {}).items()},
+        }
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -117,7 +129,10 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """A running worker for the whole session; queues are purged first so stale messages never run."""
     with django_db_blocker.unblock():
         app.control.purge()
-        worker = WorkerProcess(log_path=tmp_path_factory.mktemp("celery") / "worker.log")
+        # The e2e tests deliver to a sink on 127.0.0.1: the worker opts in to private networks.
+        worker = WorkerProcess(
+            log_path=tmp_path_factory.mktemp("celery") / "worker.log", private_networks=True
+        )
         worker.start()
     yield worker
     worker.stop()
@@ -134,7 +149,9 @@ def celery_worker_with_env(celery_worker_process, tmp_path):
 
     def start(env: dict[str, str]) -> WorkerProcess:
         celery_worker_process.stop()
-        worker = WorkerProcess(log_path=tmp_path / f"worker-{len(started) + 1}.log", env=env)
+        worker = WorkerProcess(
+            log_path=tmp_path / f"worker-{len(started) + 1}.log", env=env, private_networks=True
+        )  # like the session worker: the sink is on 127.0.0.1
         worker.start()
         started.append(worker)
         return worker

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def gateway():
+def gateway(private_networks):
+    """The partner's gateway, on 127.0.0.1 (so the test opts in to private networks)."""
     sink = Sink().start()
     yield sink
     sink.stop()

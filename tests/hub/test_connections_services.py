@@ -34,11 +34,17 @@ def fields_of(exc: ValidationFailed) -> list[str]:
 
 
 @pytest.fixture
-def private_networks(settings):
+def allow_private_networks(settings):
     def allow(value: bool) -> None:
         settings.CROSSDOCK_ALLOW_PRIVATE_NETWORKS = value
 
     return allow
+
+
+@pytest.fixture(autouse=True)
+def _public_names(dns):
+    # The outbound URL policy resolves a webhook's host on save: these names answer a public address.
+    dns["peer.example"] = dns["x.example"] = ["93.184.215.14"]
 
 
 # --- Validation ---------------------------------------------------------------------------------------
@@ -105,8 +111,10 @@ def test_duplicate_slug_is_a_conflict():
     "url",
     ["http://127.0.0.1:8080/hook", "http://[::1]/hook", "http://10.1.2.3/hook", "http://169.254.169.254/"],
 )
-def test_private_or_loopback_url_is_refused_when_private_networks_are_not_allowed(private_networks, url):
-    private_networks(False)
+def test_private_or_loopback_url_is_refused_when_private_networks_are_not_allowed(
+    allow_private_networks, url
+):
+    allow_private_networks(False)
 
     with pytest.raises(ValidationFailed) as caught:
         connection_save(data=webhook_data(url=url))
@@ -116,16 +124,35 @@ def test_private_or_loopback_url_is_refused_when_private_networks_are_not_allowe
     assert not Connection.objects.exists()
 
 
-def test_loopback_url_is_accepted_when_private_networks_are_allowed(private_networks):
-    private_networks(True)
+def test_loopback_url_is_accepted_when_private_networks_are_allowed(allow_private_networks):
+    allow_private_networks(True)
 
     connection = connection_save(data=webhook_data(url="http://127.0.0.1:8080/hook"))
 
     assert Connection.objects.filter(pk=connection.pk).exists()
 
 
-def test_non_http_scheme_is_refused_even_when_private_networks_are_allowed(private_networks):
-    private_networks(True)
+def test_every_url_in_a_config_is_checked_on_save_naming_its_field():
+    with pytest.raises(ValidationFailed) as caught:
+        connection_save(
+            data={
+                "slug": "edi-partner",
+                "system": "carrier",
+                "connector": "x12",
+                "config": {
+                    "sender_id": "CROSSDOCK",
+                    "receiver_id": "PARTNER",
+                    "outbound_url": "http://10.0.0.9/as2",
+                },
+            }
+        )
+
+    assert fields_of(caught.value) == ["config.outbound_url"]
+    assert not Connection.objects.exists()
+
+
+def test_non_http_scheme_is_refused_even_when_private_networks_are_allowed(allow_private_networks):
+    allow_private_networks(True)
 
     with pytest.raises(ValidationFailed) as caught:
         connection_save(data=webhook_data(url="ftp://127.0.0.1/hook"))

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from canonical.errors import ValidationFailed
+from hub.connections.models import Connection
 from hub.connections.services import connection_save
 from hub.inbox.dropfolder import STUCK_S, drop_folder_scan, drop_folders_scan
 from hub.inbox.models import InboundMessage
@@ -27,6 +28,13 @@ def _drop(folder, name, text, *, age=10.0):
     path = folder / name
     path.write_text(text)
     return _aged(path, age)
+
+
+@pytest.fixture(autouse=True)
+def root(tmp_path, settings):
+    """CROSSDOCK_DROP_ROOT for the test: every drop folder must lie inside it."""
+    settings.CROSSDOCK_DROP_ROOT = str(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture
@@ -107,7 +115,8 @@ def test_a_file_left_in_processing_by_a_crashed_scanner_is_taken_again(folder, c
     assert not list((folder / "processing").iterdir())
 
 
-def test_a_drop_folder_must_be_absolute_and_readable_by_the_connector(tmp_path):
+def test_a_drop_folder_must_be_absolute_and_readable_by_the_connector(tmp_path, dns):
+    dns["example.com"] = ["93.184.215.14"]  # the URL policy resolves the host on save
     with pytest.raises(ValidationFailed, match="drop_folder: must be an absolute path"):
         connection_save(
             data={"slug": "rel", "system": "carrier", "connector": "canonical", "drop_folder": "drop"}
@@ -122,3 +131,106 @@ def test_a_drop_folder_must_be_absolute_and_readable_by_the_connector(tmp_path):
                 "drop_folder": str(tmp_path),
             }
         )
+
+
+# --- The drop root and symbolic links ------------------------------------------------------------------
+
+
+def _save(slug: str, drop_folder: str):
+    return connection_save(
+        data={
+            "slug": slug,
+            "system": "carrier",
+            "connector": "canonical",
+            "config": {},
+            "drop_folder": drop_folder,
+        }
+    )
+
+
+@pytest.mark.parametrize("where", ["outside", "dot-dot", "etc"])
+def test_a_drop_folder_outside_the_drop_root_is_refused_at_save(tmp_path, settings, where):
+    settings.CROSSDOCK_DROP_ROOT = str(tmp_path / "root")
+    (tmp_path / "root").mkdir()
+    path = {
+        "outside": str(tmp_path / "elsewhere"),
+        "dot-dot": str(tmp_path / "root" / ".." / "elsewhere"),
+        "etc": "/etc",
+    }[where]
+
+    with pytest.raises(ValidationFailed, match="drop_folder: must be inside CROSSDOCK_DROP_ROOT") as caught:
+        _save("outside", path)
+
+    assert [e["field"] for e in caught.value.errors] == ["drop_folder"]
+    assert not Connection.objects.exists()
+
+
+def test_a_drop_folder_inside_the_root_is_saved(root):
+    connection = _save("inside", str(root / "partners" / "acme"))
+
+    assert Connection.objects.get(pk=connection.pk).drop_folder == str(root / "partners" / "acme")
+
+
+@pytest.mark.parametrize("target", ["inside", "outside"])
+def test_a_drop_folder_that_is_a_symbolic_link_is_refused_at_save(tmp_path, root, target):
+    real = (root / "real") if target == "inside" else (tmp_path.parent / f"{tmp_path.name}-outside")
+    real.mkdir()
+    (root / "link").symlink_to(real, target_is_directory=True)
+
+    with pytest.raises(ValidationFailed) as caught:
+        _save("linked", str(root / "link"))
+
+    assert [e["field"] for e in caught.value.errors] == ["drop_folder"]
+    assert ("symbolic link" in caught.value.detail) or ("must be inside" in caught.value.detail)
+    assert not Connection.objects.exists()
+
+
+def test_a_dropped_symbolic_link_goes_to_failed_and_its_target_is_never_read(tmp_path, folder, connection):
+    outside = tmp_path.parent / f"{tmp_path.name}-secret.json"
+    outside.write_text(_event("S-SECRET"))
+    (folder / "status.json").symlink_to(outside)
+
+    result = drop_folder_scan(connection=connection)
+
+    assert (result.stored, result.failed) == (0, 1)
+    assert not InboundMessage.objects.exists()
+    [moved] = [p for p in (folder / "failed").iterdir() if not p.name.endswith(".error.txt")]
+    assert moved.is_symlink()  # the link itself was moved; its target stays where it was
+    assert outside.read_text() == _event("S-SECRET")
+    [note] = (folder / "failed").glob("*.error.txt")
+    assert "symbolic link" in note.read_text()
+
+
+def test_a_dropped_link_to_a_folder_goes_to_failed(tmp_path, folder, connection):
+    (folder / "sub").symlink_to(tmp_path.parent, target_is_directory=True)
+
+    assert drop_folder_scan(connection=connection).failed == 1
+    assert not (folder / "sub").exists()
+    assert len(list((folder / "failed").glob("*.error.txt"))) == 1
+
+
+def test_a_folder_replaced_by_a_link_after_save_is_not_scanned(tmp_path, folder, connection, caplog):
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    _drop(elsewhere, "status.json", _event("S-9"))
+    folder.rmdir()
+    folder.symlink_to(elsewhere, target_is_directory=True)
+
+    result = drop_folder_scan(connection=connection)
+
+    assert (result.stored, result.failed) == (0, 0)
+    assert not InboundMessage.objects.exists()
+    assert (elsewhere / "status.json").exists()
+    assert "not scanned" in caplog.text
+
+
+def test_a_processing_subfolder_that_is_a_link_stops_the_scan(tmp_path, folder, connection, caplog):
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-processing"
+    elsewhere.mkdir()
+    (folder / "processing").symlink_to(elsewhere, target_is_directory=True)
+    _drop(folder, "status.json", _event("S-10"))
+
+    assert drop_folder_scan(connection=connection).stored == 0
+    assert (folder / "status.json").exists()
+    assert not list(elsewhere.iterdir())
+    assert "processing is a symbolic link" in caplog.text

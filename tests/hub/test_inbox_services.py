@@ -593,7 +593,7 @@ def test_fast_path_applies_a_batch_with_the_same_number_of_queries_whatever_its_
 
 
 @pytest.mark.django_db
-def test_fast_path_opens_and_resolves_exceptions_and_carries_them_on_each_update():
+def test_fast_path_opens_and_resolves_exceptions_and_carries_them_on_each_update(private_networks):
     connection = canonical_connection()
     out = connection_save(
         data={

@@ -203,7 +203,8 @@ def test_bad_config_shows_a_form_error_naming_the_field_and_saves_nothing(admin_
     assert not Connection.objects.filter(slug="new-erp").exists()
 
 
-def test_adding_a_connection_saves_through_the_service_and_encrypts_the_secret(admin_client):
+def test_adding_a_connection_saves_through_the_service_and_encrypts_the_secret(admin_client, dns):
+    dns["erp.example.com"] = ["93.184.215.14"]  # the URL policy resolves the host on save
     response = admin_client.post(
         reverse("admin:connections_connection_add"),
         _connection_form(

@@ -21,7 +21,13 @@ from hub.api.v1.scoping import principal_for
 from hub.api.v1.serializers import pipeline as s
 from hub.api.v1.throttling import InboundRateThrottle
 from hub.connections.models import Connection, Subscription
-from hub.connections.services import connection_active_get, connection_config, connection_secret
+from hub.connections.services import (
+    connection_active_get,
+    connection_config,
+    connection_secret,
+    signature_nonce_claim,
+    signature_nonce_release,
+)
 from hub.deadletters import replay
 from hub.deadletters.models import DeadLetter, ReplayJob
 from hub.inbox.models import InboundMessage
@@ -226,17 +232,22 @@ class InboundView(APIView):
         if len(body) > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
         content_type = raw.META.get("CONTENT_TYPE", "")
-        self._authorize(
+        nonce_key = self._authorize(
             request, connection, InboundRequest(body=body, content_type=content_type, headers=headers)
         )
-        received = inbound_message_receive(
-            connection=connection,
-            body=body,
-            content_type=content_type,
-            headers=headers,
-            idempotency_key=headers.get("idempotency-key"),
-            correlation_id=raw.correlation_id,
-        )
+        try:
+            received = inbound_message_receive(
+                connection=connection,
+                body=body,
+                content_type=content_type,
+                headers=headers,
+                idempotency_key=headers.get("idempotency-key"),
+                correlation_id=raw.correlation_id,
+            )
+        except BaseException:
+            if nonce_key is not None:  # not stored: the sender's retry is not a replay
+                signature_nonce_release(key=nonce_key)
+            raise
         if received.created:
             return Response(
                 {"message_id": str(received.message.pk), "status": "accepted"},
@@ -257,13 +268,15 @@ class InboundView(APIView):
             "verify" in registry.get(connection.connector).capabilities
         )
 
-    def _authorize(self, request, connection: Connection, inbound: InboundRequest) -> None:
+    def _authorize(self, request, connection: Connection, inbound: InboundRequest) -> str | None:
+        """Raises 401/403 unless the caller may post here. Returns the key of the signature nonce
+        it claimed (a signed call), or None (an API key, or a scheme without a time window)."""
         principal = principal_for(request)
         if principal is not None:
             if principal.is_admin:
-                return
+                return None
             if principal.carrier_id is not None and principal.carrier_id == connection.carrier_id:
-                return
+                return None
             raise exceptions.PermissionDenied(
                 f"this API client may not post to connection {connection.slug!r}"
             )
@@ -271,11 +284,22 @@ class InboundView(APIView):
         secret = connection_secret(connection)
         if not secret:
             raise exceptions.AuthenticationFailed("this connection has no secret: send an API key")
+        connector = spec.instance()
         try:
-            spec.instance().verify(inbound, secret, connection_config(connection))
+            connector.verify(inbound, secret, connection_config(connection))
+            nonce_ttl = connector.replay_nonce(inbound)
         except NotSupported:
             raise exceptions.AuthenticationFailed(
                 f"connector {spec.key!r} does not verify signatures: send an API key"
             ) from None
         except AuthError as exc:
             raise exceptions.AuthenticationFailed(exc.detail) from None
+        if nonce_ttl is None:
+            return None
+        nonce, ttl_s = nonce_ttl
+        key = signature_nonce_claim(connection=connection, nonce=nonce, ttl_s=ttl_s)
+        if key is None:
+            raise exceptions.AuthenticationFailed(
+                "signature already used: a signed request is accepted once; sign each request afresh"
+            )
+        return key
