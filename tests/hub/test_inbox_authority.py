@@ -389,10 +389,11 @@ def test_each_connector_declares_the_kinds_its_map_produces():
         ("webhook", ["milestone"], "'milestone'"),
     ],
 )
-def test_a_connection_cannot_widen_beyond_its_connector(connector, kinds, named):
-    config = {"url": "http://127.0.0.1:9/h"} if connector == "webhook" else {}
+def test_a_connection_cannot_widen_beyond_its_connector(connector, kinds, named, dns):
+    dns["peer.example"] = ["93.184.215.14"]  # a public address: the URL policy lets it through
+    config = {"url": "https://peer.example/h"} if connector == "webhook" else {}
     if connector == "tryton":
-        config = {"url": "http://127.0.0.1:9", "database": "db", "username": "u"}
+        config = {"url": "https://peer.example", "database": "db", "username": "u"}
     with pytest.raises(ValidationFailed) as caught:
         connection_save(
             data={
