@@ -38,7 +38,13 @@ from hub.outbox.retry import MAX_BACKOFF_S
 from tests.e2e.conftest import BASE_TIME, wait_until
 from tests.factories.canonical import ShipmentFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# The receiver listens on 127.0.0.1: the URL guard is lifted for these tests (checked on save) and
+# in the worker (started with private_networks=True, tests/e2e/worker.py).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("private_networks"),
+]
 
 FLAKY_DELIVERIES = 100  # deliveries in the backlog
 BACKOFF_BASE_S = 0.2  # seconds; the connection's back-off base (the ceiling of the first retry's wait)
@@ -50,12 +56,6 @@ SCHEDULE_MULTIPLE = 5  # how many times its back-off schedule a delivery may tak
 DEAD_DELIVERIES = 30  # more than the default breaker_min_calls, all due at once
 DEAD_OPEN_S = 5  # seconds; the dead receiver's cool-off (long enough to watch it stay shut)
 OBSERVE_OPEN_S = 2.5  # seconds of watching an open circuit send nothing (less than DEAD_OPEN_S)
-
-
-@pytest.fixture(autouse=True)
-def _private_networks_allowed():
-    # The receiver listens on 127.0.0.1: the worker (inheriting this environment) must allow it.
-    assert settings.CROSSDOCK_ALLOW_PRIVATE_NETWORKS is True, "export CROSSDOCK_ALLOW_PRIVATE_NETWORKS=1"
 
 
 @pytest.fixture

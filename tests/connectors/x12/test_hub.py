@@ -78,7 +78,8 @@ def test_the_same_interchange_sent_twice_is_stored_once():
 
 
 @pytest.fixture
-def gateway():
+def gateway(private_networks):
+    """A partner's X12 gateway on 127.0.0.1 (the URL guard is lifted for it)."""
     sink = Sink().start()
     yield sink
     sink.stop()
