@@ -3,8 +3,12 @@
 The standard library's decoder recurses once per nesting level, so a body like ``[[[[…]]]]`` 100,000
 levels deep raises ``RecursionError`` (not ``ValueError``) from ``json.loads``: in the web tier that is
 a 500, in a worker a crash on every try. ``json_body`` therefore measures the nesting first, with an
-iterative scan (a loop over the string and bracket tokens, no recursion), and only decodes a body
-that fits. No connector's documents come anywhere near the caps.
+iterative scan (strings stripped by a regex, then a running sum over the brackets: no recursion),
+and only decodes a body that fits. No connector's documents come anywhere near the caps.
+
+It also refuses, at parse and with the position, text the hub could not store later (PostgreSQL
+holds no NUL character and no lone UTF-16 surrogate, so such a value would fail whatever write
+quotes it) and what is not JSON although Python reads it (NaN, Infinity).
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ _STRINGS = re.compile(_STRING, re.DOTALL)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _TOKENS = re.compile(_STRING + r"|[\[\]{}]", re.DOTALL)
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# The escape \u0000 (not preceded by an escaped backslash): PostgreSQL stores no NUL character in
+# text or jsonb, so a value holding one would fail wherever the hub writes it.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the reverse: half a character.
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def json_body(body: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_BYTES) -> Any:
@@ -34,6 +46,8 @@ def json_body(body: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_B
     - over ``max_bytes``: "body is 3.2 MB, over the 2 MB limit";
     - not text in a JSON encoding: "body is not UTF-8 text: <reason> (at byte N)";
     - nested deeper than ``max_depth``: "JSON nested deeper than 64 levels at byte 1234";
+    - a NUL character (``\\u0000``), which no database column can hold: "JSON string holds a NUL
+      character (\\u0000) at byte 12";
     - not JSON: "malformed JSON: <what> (at line L column C)"; NaN/Infinity are refused too.
     """
     if len(body) > max_bytes:
@@ -45,6 +59,17 @@ def json_body(body: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_B
     except UnicodeDecodeError as exc:
         raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
     _check_depth(text, max_depth)
+    if "u0000" in text and (nul := _NUL_ESCAPE.search(text)):
+        at = _byte(text, nul.end() - 6)
+        raise ParseError(f"JSON string holds a NUL character (\\u0000) at byte {at}, which cannot be stored")
+    if ("\\ud" in text or "\\uD" in text) and (half := _LONE_SURROGATE.search(text)):
+        at = _byte(text, half.start())
+        raise ParseError(f"JSON string holds half a UTF-16 surrogate pair ({half.group()}) at byte {at}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a raw surrogate: only "surrogatepass" decoding lets one in
+        at = _byte(text, exc.start)
+        raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {at}") from None
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
@@ -73,9 +98,14 @@ def _check_depth(text: str, max_depth: int) -> None:
         step = _STEP.get(token.group()[0], 0)
         depth += step
         if depth > max_depth:
-            at = len(text[: token.start()].encode("utf-8", "surrogatepass"))
+            at = _byte(text, token.start())
             raise ParseError(f"JSON nested deeper than {max_depth} levels at byte {at}")
     raise ParseError(f"JSON nested deeper than {max_depth} levels")  # not reached: the sums agree
+
+
+def _byte(text: str, index: int) -> int:
+    """The byte offset in the UTF-8 body of character ``index`` of its text."""
+    return len(text[:index].encode("utf-8", "surrogatepass"))
 
 
 def _refuse_constant(name: str) -> Any:

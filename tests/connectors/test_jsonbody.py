@@ -63,3 +63,30 @@ def test_non_standard_constants_are_refused(constant):
 
 def test_utf16_bodies_still_read_as_before():
     assert json_body('{"a": "é"}'.encode("utf-16")) == {"a": "é"}
+
+
+def test_a_nul_character_is_refused_with_its_position_as_no_column_can_store_it():
+    assert reason(b'{"ref": "SHP\\u0000"}') == (
+        "JSON string holds a NUL character (\\u0000) at byte 12, which cannot be stored"
+    )
+    assert (
+        reason(b'["\\\\\\u0000"]')
+        == "JSON string holds a NUL character (\\u0000) at byte 4, which cannot be stored"
+    )
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text():
+    assert json_body(b'["\\\\u0000"]') == ["\\u0000"]
+
+
+def test_half_a_surrogate_pair_is_refused_and_a_whole_pair_reads():
+    assert (
+        reason(b'{"ref": "SHP\\ud800"}')
+        == "JSON string holds half a UTF-16 surrogate pair (\\ud800) at byte 12"
+    )
+    assert reason(b'["\\udc00x"]') == "JSON string holds half a UTF-16 surrogate pair (\\udc00) at byte 2"
+    assert json_body(b'["\\ud83d\\ude9a"]') == ["\U0001f69a"]
+
+
+def test_a_raw_surrogate_in_the_bytes_is_not_utf8_text():
+    assert reason(b'["\xed\xa0\x80"]') == "body is not UTF-8 text: surrogates not allowed (at byte 2)"
