@@ -83,7 +83,7 @@ def check_event(event: Any, version: str, path: str) -> str:
         raise ParseError(f"{path}: expected an event object, found {type(event).__name__}")
     if version == "2.2":
         kind = event.get("eventType")
-        if kind not in V2_EVENT_SCHEMAS:
+        if not isinstance(kind, str) or kind not in V2_EVENT_SCHEMAS:
             found = (
                 f"found {kind!r}" if "eventType" in event else f"missing; keys found: {sorted(event)[:10]}"
             )
