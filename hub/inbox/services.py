@@ -129,6 +129,11 @@ def inbound_message_receive(
                 natural = spec.instance().natural_id(request, connection_config(connection))
             except ConnectorError:
                 natural = None  # unreadable bodies are stored anyway and dead-lettered at parse
+            except Exception:
+                # A connector's bug must not refuse the message (a 500): store it under its body hash;
+                # the worker meets the bug again and counts it as a crash.
+                logger.exception("natural_id of connector %r failed; keying by body hash", spec.key)
+                natural = None
         if natural:
             key, source = natural[:200], InboundMessage.KeySource.NATURAL
         else:
@@ -500,7 +505,8 @@ def inbound_message_fail(*, message_id: UUID, exc: Exception) -> None:
     never claimed again. Idempotent: only a message still claimed is touched.
     """
     stage, error = (exc.stage, exc.error) if isinstance(exc, Crash) else ("apply", exc)
-    described = f"{type(error).__name__}: {error}"
+    # An error's text may quote the input: PostgreSQL text holds no NUL, and this write must not fail.
+    described = f"{type(error).__name__}: {error}".replace("\x00", "\\x00")
     poison_after = settings.CROSSDOCK_INBOX_POISON_AFTER
     with transaction.atomic():
         message = (

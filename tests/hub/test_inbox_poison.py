@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 from datetime import timedelta
 
 import pytest
@@ -27,29 +25,10 @@ from hub.deadletters.models import DeadLetter
 from hub.inbox import services as inbox
 from hub.inbox.models import InboundMessage
 from tests.factories.canonical import ShipmentFactory
+from tests.support.timing import within
 
 JSON = "application/json"
 NESTED = b"[" * 100_000 + b"]" * 100_000  # the issue's body: stored (the web tier does not parse lists)
-
-
-class TookTooLong(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def within(seconds: float):
-    """Fail (rather than hang) when the block runs longer than ``seconds``."""
-
-    def _alarm(signum, frame):
-        raise TookTooLong(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def canonical_connection(slug: str = "tms-in") -> Connection:
@@ -168,6 +147,15 @@ def test_message_whose_processing_crashes_is_poison_after_n_claims_and_its_batch
     assert inbox.inbound_batch_claim() == []
     drain()
     assert module.CALLS["parse"] == 1 + 3
+
+
+@pytest.mark.django_db
+def test_a_bug_in_a_connectors_natural_id_stores_the_message_under_its_body_hash(crashing):
+    _module, crashy = crashing
+
+    message = receive(crashy, b'{"id": 7}')
+
+    assert (message.key_source, message.status) == ("body_hash", "received")
 
 
 @pytest.mark.django_db
@@ -318,3 +306,16 @@ def test_inbound_endpoint_stores_a_deeply_nested_body_and_answers_202(admin_call
     assert response.status_code == 202, response.content[:300]
     message = InboundMessage.objects.get(pk=response.json()["message_id"])
     assert bytes(message.body) == body
+
+
+@pytest.mark.django_db
+def test_a_crash_whose_error_quotes_a_nul_byte_is_still_recorded(crashing):
+    module, crashy = crashing
+    module.RAISE_NEXT.extend(RuntimeError("bad byte \x00 in input") for _ in range(4))
+    message = receive(crashy, b"{}")
+
+    drain()
+
+    assert DeadLetter.objects.get(message=message).reason == (
+        "poison: crashed 3 times: RuntimeError: bad byte \\x00 in input"
+    )

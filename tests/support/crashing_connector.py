@@ -1,5 +1,6 @@
-"""A connector whose ``parse`` raises what no connector may raise (a stand-in for a bug in a reader),
-for the inbox's poison-message tests. Registered only there (``crashing_connector`` fixture)."""
+"""A connector whose ``parse`` and ``natural_id`` raise what no connector may raise (a stand-in for
+a bug in a reader), for the inbox's poison-message tests. Registered only there (the
+``crashing_connector`` fixture)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ class Config(BaseModel):
 
 
 class CrashingConnector(Connector):
+    def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
+        raise KeyError("id")  # a bug in the web process: the body hash keys the message instead
+
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
         CALLS["parse"] += 1
         if RAISE_NEXT:
