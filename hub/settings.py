@@ -378,6 +378,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CROSSDOCK_INBOUND_MAX_BYTES + 1)
 # claim waits for the sweeper, not how long honest work may take.
 CROSSDOCK_INBOX_LEASE_S = env_int("CROSSDOCK_INBOX_LEASE_S", 30, minimum=1)
 CROSSDOCK_DELIVERY_LEASE_S = env_int("CROSSDOCK_DELIVERY_LEASE_S", 30, minimum=1)
+# Crashes (an unexpected error while processing, or a claim whose lease expired: a killed worker)
+# after which an inbound message is dead-lettered as poison and never claimed again. Count of crashes.
+CROSSDOCK_INBOX_POISON_AFTER = env_int("CROSSDOCK_INBOX_POISON_AFTER", 3, minimum=1)
 # Circuit breaker per outbound connection (hub/outbox/breaker.py), on the failure rate over a sliding
 # window; a connection's config.breaker_<name> overrides each one. It opens when the last WINDOW_S
 # seconds hold at least MIN_CALLS sends and FAILURE_PERCENT % or more of them failed; stays open

@@ -22,7 +22,6 @@ endpoint's secret for an inbound one. Custom fields (text, filterable) must exis
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -39,6 +38,7 @@ from connectors.base import (
 from connectors.bottlecrm import mapping, operations
 from connectors.bottlecrm.client import CrmApi
 from connectors.errors import NotSupported, ParseError
+from connectors.jsonbody import json_body
 from connectors.mapping import MappingSet, load_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
@@ -160,22 +160,15 @@ class BottleCrmConnector(Connector):
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         delivery = request.headers.get("x-bottlecrm-delivery")
         try:
-            envelope = json.loads(request.body)
-        except ValueError:
+            envelope = json_body(request.body)
+        except ParseError:
             envelope = None
         if isinstance(envelope, dict) and isinstance(envelope.get("id"), str) and envelope["id"]:
             return f"event:{envelope['id']}"  # the same on every retry of the delivery
         return f"delivery:{delivery}" if delivery else None
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        try:
-            envelope = json.loads(request.body)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(
-                f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
-            ) from None
+        envelope = json_body(request.body)
         if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), str):
             raise ParseError("expected a BottleCRM webhook envelope: an object with 'event' and 'data'")
         return ParseResult(documents=[envelope])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -11,6 +10,7 @@ from canonical.contracts.v1 import DOCUMENT_CONTRACTS
 from connectors import signing
 from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
 from connectors.errors import ParseError
+from connectors.jsonbody import json_body
 
 
 class Config(BaseModel):
@@ -31,22 +31,15 @@ class CanonicalConnector(Connector):
         if request.body[:256].lstrip()[:1] != b"{":
             return None
         try:
-            doc = json.loads(request.body)
-        except ValueError:
+            doc = json_body(request.body)
+        except ParseError:
             return None
         if isinstance(doc, dict) and isinstance(doc.get("event_id"), str) and doc["event_id"]:
             return f"event:{doc['event_id']}"
         return None
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        try:
-            doc = json.loads(request.body)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(
-                f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
-            ) from None
+        doc = json_body(request.body)
         if isinstance(doc, dict):
             return ParseResult(documents=[doc])
         if isinstance(doc, list):

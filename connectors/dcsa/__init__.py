@@ -16,7 +16,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +24,8 @@ from canonical.contracts.v1 import EventType
 from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
 from connectors.dcsa import mapping as dcsa_mapping
 from connectors.dcsa import schema as dcsa_schema
-from connectors.errors import AuthError
+from connectors.errors import AuthError, ParseError
+from connectors.jsonbody import json_body
 from connectors.mapping import MappingSet, load_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
@@ -63,8 +63,8 @@ class DcsaConnector(Connector):
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         try:
-            data = json.loads(request.body)
-        except ValueError:
+            data = json_body(request.body)
+        except ParseError:
             return None
         if isinstance(data, dict) and isinstance(data.get("events"), list):
             data = data["events"]

@@ -17,7 +17,6 @@ schema says; the whole message is rejected (DCSA's own negative examples are suc
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from connectors.errors import ParseError
+from connectors.jsonbody import json_body
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 SCHEMA_FILES = {"2.2": "tnt_v2.2.0_resolved.openapi.yaml", "3.0": "tnt_v3.0.0.openapi.yaml"}
@@ -83,7 +83,7 @@ def check_event(event: Any, version: str, path: str) -> str:
         raise ParseError(f"{path}: expected an event object, found {type(event).__name__}")
     if version == "2.2":
         kind = event.get("eventType")
-        if kind not in V2_EVENT_SCHEMAS:
+        if not isinstance(kind, str) or kind not in V2_EVENT_SCHEMAS:
             found = (
                 f"found {kind!r}" if "eventType" in event else f"missing; keys found: {sorted(event)[:10]}"
             )
@@ -121,14 +121,7 @@ def _detect(value: Any) -> str | None:
 
 def read_events(body: bytes, *, version: str = "auto") -> list[dict[str, Any]]:
     """Events of one body as ``{"version", "path", "type", "event"}``. Raises ParseError."""
-    try:
-        data = json.loads(body)
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise ParseError(
-            f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
-        ) from None
+    data = json_body(body)
     if isinstance(data, list):
         if not data:
             raise ParseError("$: empty list: expected at least one event")

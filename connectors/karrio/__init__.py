@@ -55,7 +55,6 @@ Inbound webhooks (``POST /api/v1/inbound/<slug>/``):
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -71,6 +70,7 @@ from connectors.base import (
     ParseResult,
 )
 from connectors.errors import AuthError, NotSupported, ParseError
+from connectors.jsonbody import json_body
 from connectors.karrio import mapping, operations
 from connectors.karrio.client import KarrioClient, credentials
 from connectors.mapping import MappingSet, load_defaults
@@ -132,19 +132,12 @@ class KarrioConnector(Connector):
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         try:
-            return mapping.natural_key(json.loads(request.body))
-        except ValueError:
+            return mapping.natural_key(json_body(request.body))
+        except ParseError:
             return None  # unreadable: the body hash is used, and parse dead-letters it
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        try:
-            doc = json.loads(request.body)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(
-                f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
-            ) from None
+        doc = json_body(request.body)
         if (
             not isinstance(doc, dict)
             or not isinstance(doc.get("event"), str)

@@ -241,7 +241,7 @@ def natural_key(document: Any) -> str | None:
         return None
     events = [
         [e.get("timestamp"), e.get("date"), e.get("time"), e.get("code"), e.get("status"), e.get("reason")]
-        for e in data.get("events") or []
+        for e in _list(data.get("events"))
         if isinstance(e, dict)
     ]
     signature = json.dumps([event, data["id"], data.get("status"), sorted(events, key=str)], default=str)
@@ -283,8 +283,17 @@ def _event_id(*parts: Any) -> str:
     return raw[:120] + ":" + hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _code_text(value: Any) -> str:
+    """A carrier code or place as text ("" when absent or not a scalar: a malformed event)."""
+    return str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
 def _location(event: dict[str, Any]) -> dict[str, Any] | None:
-    place = (event.get("location") or "").strip()
+    place = _code_text(event.get("location"))
     if not place:
         return None
     location: dict[str, Any] = {"code": place[:LOCATION_CODE_MAX], "name": place[:200]}
@@ -319,6 +328,10 @@ def tracker_milestones(data: dict[str, Any], mappings: MappingSet) -> list[dict[
     """Every tracking event the tracker holds, through ``tracker_status`` (then ``incident_reason``
     for exception types). Karrio sends the whole history each time; the hub drops the repeats by
     their event ids (tracker id, time, carrier code)."""
+    if not isinstance(data.get("events") or [], list):
+        raise MappingError(
+            f"tracker {data.get('id')}: events should be a list", field="data.events", value=None
+        )
     events = [e for e in data.get("events") or [] if isinstance(e, dict)]
     if not events:
         return []
@@ -337,7 +350,7 @@ def tracker_milestones(data: dict[str, Any], mappings: MappingSet) -> list[dict[
             mapped = mappings.code("incident_reason", reason, field=f"{field}.reason")
             event_type = _event_type(mapped, field=f"{field}.reason", native=reason)
         occurred_at = _event_time(event, field=field)
-        code = (event.get("code") or "").strip()
+        code = _code_text(event.get("code"))
         details = {
             "karrio_status": event.get("status"),
             "description": event.get("description"),

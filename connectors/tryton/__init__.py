@@ -18,7 +18,6 @@ The secret is the Tryton user's password. Sessions are cached per process and re
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
@@ -33,6 +32,7 @@ from connectors.base import (
     PollResult,
 )
 from connectors.errors import NotSupported, ParseError
+from connectors.jsonbody import json_body
 from connectors.mapping import MappingSet, load_defaults
 from connectors.tryton import operations
 from connectors.tryton.client import TrytonClient
@@ -100,22 +100,15 @@ class TrytonConnector(Connector):
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         try:
-            doc = json.loads(request.body)
-        except ValueError:
+            doc = json_body(request.body)
+        except ParseError:
             return None
         if isinstance(doc, dict) and doc.get("id") is not None and doc.get("last_modified_at"):
             return f"sale:{doc['id']}:{doc['last_modified_at']}"
         return None
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        try:
-            doc = json.loads(request.body)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"body is not UTF-8 text: {exc.reason}", position=f"byte {exc.start}") from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(
-                f"malformed JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
-            ) from None
+        doc = json_body(request.body)
         if not isinstance(doc, dict) or "id" not in doc or "lines" not in doc:
             raise ParseError("expected one Tryton sale object (with id and lines), as the poll stores them")
         return ParseResult(documents=[doc])

@@ -99,9 +99,25 @@ def _required(sale: Mapping[str, Any], mappings: MappingSet, name: str, default:
 
 def _decimal(value: Any, *, field: str) -> Decimal:
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise MappingError(f"{field}: {value!r} is not a number", field=field, value=value) from None
+        number = None
+    if number is None or not number.is_finite():
+        raise MappingError(f"{field}: {value!r} is not a number", field=field, value=value)
+    return number
+
+
+def _object(value: Any, *, field: str, sale: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``value`` when it is an object (or empty); else MappingError naming the field."""
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MappingError(
+            f"sale {sale.get('id')}: {field} should be an object, found {type(value).__name__}",
+            field=field,
+            value=None,
+        )
+    return value
 
 
 def _datetime(value: Any) -> str | None:
@@ -113,6 +129,7 @@ def _datetime(value: Any) -> str | None:
 
 
 def _address(address: Mapping[str, Any] | None, sale: Mapping[str, Any], code: str | None) -> dict | None:
+    address = _object(address, field="shipment_address", sale=sale)
     if not address or not code:
         return None
     street_lines = [line.strip() for line in _text(address.get("street")).splitlines() if line.strip()]
@@ -137,10 +154,18 @@ def is_freight_line(line: Mapping[str, Any]) -> bool:
 
 def _lines(sale: Mapping[str, Any], mappings: MappingSet) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
-    for index, line in enumerate(sale.get("lines") or []):
+    sale_lines = sale.get("lines") or []
+    if not isinstance(sale_lines, list):
+        raise MappingError(
+            f"sale {sale.get('id')}: lines should be a list, found {type(sale_lines).__name__}",
+            field="lines",
+            value=None,
+        )
+    for index, raw in enumerate(sale_lines):
+        where = f"lines.{index}"
+        line = _object(raw, field=where, sale=sale)
         if line.get("type", "line") != "line" or is_freight_line(line):
             continue
-        where = f"lines.{index}"
         if not line.get("product"):
             raise MappingError(
                 f"sale {sale.get('id')}: line {line.get('id')} has no product, so no SKU",
@@ -185,7 +210,7 @@ def sale_to_order(
 ) -> dict[str, Any]:
     """One polled sale to an ``OrderDocument`` dict. Raises MappingError naming the field or code."""
     status = mappings.code("sale_state", sale.get("state"), field="state")
-    party = sale.get("party") or {}
+    party = _object(sale.get("party"), field="party", sale=sale)
     customer = {
         "code": _required(sale, mappings, "customer.code", "TRY-{party.code}"),
         "name": _required(sale, mappings, "customer.name", "party.name"),

@@ -13,6 +13,10 @@ a message that fails to parse, map or validate, names an unknown shipment, is re
 being reprocessed, and every message touching a shipment that
 such a message touches (so the two paths never interleave on one shipment). If the fast path fails
 unexpectedly, its whole transaction rolls back and those messages go the careful way too.
+
+Planning never fails the batch: whatever reading one message raises (even ``RecursionError`` from a
+reader's bug) sends that message the careful way, where the error is dead-lettered or counted as a
+crash (docs/subsystems/poison.md). A message whose previous claim crashed skips the fast path.
 """
 
 from __future__ import annotations
@@ -60,9 +64,13 @@ class _Plan:
 
 
 def _plan(message: InboundMessage) -> _Plan:
+    """Read one message in memory. Never raises (but for the task's time limit): whatever goes wrong
+    sends the message the careful way, which records the precise reason or counts the crash."""
     plan = _Plan(message=message)
-    if message.attempts > 0:
-        plan.careful = True  # a reprocess settles dead letters: the careful path knows how
+    if message.attempts > 0 or message.crash_count > 1:
+        # A reprocess settles dead letters, and a message whose last claim crashed is retried on its
+        # own, so it cannot take the batch's fast path down again: the careful path knows how.
+        plan.careful = True
         return plan
     connection = message.connection
     try:
@@ -80,8 +88,16 @@ def _plan(message: InboundMessage) -> _Plan:
                 plan.careful = True  # orders and other documents are applied by the careful path
                 return plan
             plan.documents.append([MilestoneEvent.model_validate(doc) for doc in docs])
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up: the caller hands the claims back
     except (ConnectorError, PydanticValidationError, ValueError, TypeError):
         plan.careful = True  # the careful path records the precise reason as a dead letter
+        return plan
+    except Exception:
+        # A reader's or mapper's bug (RecursionError on a pathological body, a KeyError): not this
+        # batch's problem. The careful path meets it again on its own and counts it as a crash.
+        logger.exception("planning inbound message %s failed; it goes the careful way", message.pk)
+        plan.careful = True
         return plan
     if parsed.problems:
         plan.careful = True
@@ -187,6 +203,7 @@ def _apply_fast(plans: list[_Plan], shipments: dict, subscriptions: list) -> Non
         message.events_failed = 0
         message.status = InboundMessage.Status.PROCESSED
         message.attempts += 1
+        message.crash_count = 0  # settled: the claim that counted as a possible crash did not crash
         message.processed_at = now
         message.claimed_until = None
         message.mapping_version = plan.mapping_version
@@ -212,6 +229,7 @@ def _apply_fast(plans: list[_Plan], shipments: dict, subscriptions: list) -> Non
             "events_failed",
             "status",
             "attempts",
+            "crash_count",
             "processed_at",
             "claimed_until",
             "mapping_version",

@@ -34,6 +34,14 @@ class InboundMessage(TimestampedModel):
     claimed_until = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times a worker has processed it.")
+    crash_count = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "Claims since its last result that crashed (an unexpected error, or a worker killed so the "
+            "claim expired). Counted when claimed, settled to 0 by a result; "
+            "CROSSDOCK_INBOX_POISON_AFTER of them dead-letter it as poison."
+        ),
+    )
     events_applied = models.PositiveIntegerField(default=0)
     events_duplicate = models.PositiveIntegerField(default=0)
     events_failed = models.PositiveIntegerField(default=0)

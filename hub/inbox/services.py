@@ -8,6 +8,11 @@
 - Each document of a message is validated and applied on its own savepoint: one bad event in a batch
   is dead-lettered with its reason while the others apply. Event-level dedupe (semantic keys) makes
   the same milestone in another message or batch a no-op.
+- No stored message can stall the inbox (docs/subsystems/poison.md): an unexpected error in one
+  message is caught, the rest of its batch goes on, and the message is tried again; a claim counts
+  as a crash until it settles (``crash_count``, raised in the claiming UPDATE, so a killed worker's
+  claim counts too), and after CROSSDOCK_INBOX_POISON_AFTER crashes the message is dead-lettered as
+  poison and never claimed again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from uuid import UUID
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
@@ -82,6 +89,16 @@ class Received:
     created: bool
 
 
+class Crash(Exception):
+    """An unexpected error in one step of a message's processing (a reader's bug, an outage), with
+    the step named so the crash count and a poison letter say where. ``error`` is the original."""
+
+    def __init__(self, *, stage: str, error: Exception):
+        super().__init__(f"{stage}: {type(error).__name__}: {error}")
+        self.stage = stage
+        self.error = error
+
+
 def _send_wake() -> None:
     from hub.inbox.tasks import inbox_drain_task
 
@@ -112,6 +129,11 @@ def inbound_message_receive(
                 natural = spec.instance().natural_id(request, connection_config(connection))
             except ConnectorError:
                 natural = None  # unreadable bodies are stored anyway and dead-lettered at parse
+            except Exception:
+                # A connector's bug must not refuse the message (a 500): store it under its body hash;
+                # the worker meets the bug again and counts it as a crash.
+                logger.exception("natural_id of connector %r failed; keying by body hash", spec.key)
+                natural = None
         if natural:
             key, source = natural[:200], InboundMessage.KeySource.NATURAL
         else:
@@ -149,19 +171,33 @@ def inbound_message_receive(
 
 def inbound_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
     """Claim up to ``limit`` waiting messages for this worker, oldest first. Safe to run concurrently:
-    rows locked by another claimer are skipped, never waited on or taken twice."""
+    rows locked by another claimer are skipped, never waited on or taken twice.
+
+    Each claim counts as a crash until the message's processing settles: ``crash_count`` goes up in
+    the claiming UPDATE, committed before any work starts, so a worker killed mid-message (whose
+    transaction rolls back) still leaves the count behind. A message whose earlier claims already
+    crashed CROSSDOCK_INBOX_POISON_AFTER times is dead-lettered as poison here instead of returned
+    (a backstop: the crash handler and the lease sweeper normally get there first).
+    """
+    poison_after = settings.CROSSDOCK_INBOX_POISON_AFTER
     with transaction.atomic():
-        ids = list(
+        rows = list(
             InboundMessage.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(status=InboundMessage.Status.RECEIVED)
             .order_by("received_at")
-            .values_list("id", flat=True)[:limit]
+            .values_list("id", "crash_count")[:limit]
         )
+        ids = [pk for pk, crashes in rows if crashes < poison_after]
         if ids:
             InboundMessage.objects.filter(id__in=ids).update(
                 status=InboundMessage.Status.PROCESSING,
                 claimed_until=timezone.now() + timedelta(seconds=settings.CROSSDOCK_INBOX_LEASE_S),
+                crash_count=F("crash_count") + 1,
             )
+        for pk in (pk for pk, crashes in rows if crashes >= poison_after):
+            message = InboundMessage.objects.select_related("connection").get(pk=pk)  # locked above
+            _poison(message, stage="apply", error_class="Crash", error="its claims ended without a result")
+            message.save()
     return ids
 
 
@@ -196,10 +232,15 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
             try:
                 inbound_message_process(message_id=message_id, subscriptions=subscriptions)
             except SoftTimeLimitExceeded:
-                inbound_claims_release(ids=careful[position:])  # the task's limit, not the message's fault
+                # The task's limit: the messages not started are not at fault and go back uncounted;
+                # the one running keeps its claim counted, so one that always outlasts the limit
+                # ends as poison instead of looping.
+                inbound_claims_release(ids=careful[position + 1 :])
+                inbound_claims_release(ids=[message_id], count_as_crash=True)
                 raise
             except Exception as exc:
-                # A bug or an outage while processing: never leave the message to loop forever.
+                # A bug or an outage while processing: counted, tried again, poison at the limit;
+                # the rest of the batch goes on either way.
                 logger.exception("processing inbound message %s failed", message_id)
                 inbound_message_fail(message_id=message_id, exc=exc)
             done += 1
@@ -213,10 +254,15 @@ def _trace(message: InboundMessage, stage: str, ok: bool, detail: str = "") -> N
 
 def _fail_whole(message: InboundMessage, stage: str, exc: Exception, detail: str) -> None:
     _trace(message, stage, False, detail)
+    _letter_whole(message, stage, type(exc).__name__, detail)
+    message.status = InboundMessage.Status.FAILED
+
+
+def _letter_whole(message: InboundMessage, stage: str, error_class: str, detail: str) -> None:
     dead_letter_record(
         stage=stage,
         reason=detail,
-        error_class=type(exc).__name__,
+        error_class=error_class,
         connection=message.connection,
         payload=bytes(message.body),
         payload_content_type=message.content_type,
@@ -224,7 +270,6 @@ def _fail_whole(message: InboundMessage, stage: str, exc: Exception, detail: str
         item_index=None,
         correlation_id=message.correlation_id,
     )
-    message.status = InboundMessage.Status.FAILED
 
 
 def _validation_detail(exc: PydanticValidationError) -> str:
@@ -261,6 +306,7 @@ def inbound_message_process(
         if message.attempts == 0 and only_item is None:
             acknowledge_on_commit(message)
         message.attempts += 1
+        message.crash_count = 0  # settled: the claim counted as a possible crash did not crash
         message.processed_at = timezone.now()
         message.claimed_until = None
         message.save()
@@ -281,11 +327,20 @@ def _run_pipeline(message: InboundMessage, subscriptions: list, only_item: int |
     except ParseError as exc:
         _fail_whole(message, "parse", exc, exc.detail)
         return
+    except MappingError as exc:  # a reader that maps while it reads
+        _fail_whole(message, "map", exc, f"{exc.field}: {exc.detail}")
+        return
     except NotSupported:
         _fail_whole(
             message, "parse", NotSupported("parse"), f"connector {spec.key!r} cannot read inbound messages"
         )
         return
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        # Outside the taxonomy: a reader's bug (or an outage). Not dead-lettered at once: the caller
+        # counts it as a crash and tries again; named "parse" for the poison letter.
+        raise Crash(stage="parse", error=exc) from exc
     _trace(
         message,
         "parse",
@@ -426,10 +481,15 @@ def _process_document(
     return outcome
 
 
-def inbound_claims_release(*, ids: list[UUID]) -> int:
-    """Give claimed, untouched messages back to the queue (another drain picks them up at once)."""
+def inbound_claims_release(*, ids: list[UUID], count_as_crash: bool = False) -> int:
+    """Give claimed messages back to the queue (another drain picks them up at once). Returns how many.
+
+    Untouched messages get their claim uncounted (it was no crash); ``count_as_crash`` keeps it
+    counted, for the message that was running when the task's time ran out.
+    """
+    uncount = {} if count_as_crash else {"crash_count": Greatest(F("crash_count") - 1, 0)}
     released = InboundMessage.objects.filter(id__in=ids, status=InboundMessage.Status.PROCESSING).update(
-        status=InboundMessage.Status.RECEIVED, claimed_until=None
+        status=InboundMessage.Status.RECEIVED, claimed_until=None, **uncount
     )
     if released:
         transaction.on_commit(_send_wake)
@@ -437,31 +497,83 @@ def inbound_claims_release(*, ids: list[UUID]) -> int:
 
 
 def inbound_message_fail(*, message_id: UUID, exc: Exception) -> None:
-    """Dead-letter a message whose processing raised unexpectedly (stage apply, with the error)."""
+    """Record a crash: processing raised outside the error taxonomy and its transaction rolled back.
+
+    The crash was counted when the message was claimed. Under CROSSDOCK_INBOX_POISON_AFTER crashes
+    the message goes back to the queue for another try (an outage may pass); at the limit it is
+    dead-lettered as poison ("poison: crashed N times: <error>", stage of the step that crashed) and
+    never claimed again. Idempotent: only a message still claimed is touched.
+    """
+    stage, error = (exc.stage, exc.error) if isinstance(exc, Crash) else ("apply", exc)
+    # An error's text may quote the input: PostgreSQL text holds no NUL, and this write must not fail.
+    described = f"{type(error).__name__}: {error}".replace("\x00", "\\x00")
+    poison_after = settings.CROSSDOCK_INBOX_POISON_AFTER
     with transaction.atomic():
         message = (
-            InboundMessage.objects.select_for_update()
+            InboundMessage.objects.select_for_update(no_key=True, of=("self",))
             .select_related("connection")
-            .filter(pk=message_id)
+            .filter(pk=message_id, status=InboundMessage.Status.PROCESSING)
             .first()
         )
         if message is None:
             return
-        _fail_whole(message, "apply", exc, f"unexpected {type(exc).__name__} while processing: {exc}")
-        message.attempts += 1
-        message.claimed_until = None
-        message.processed_at = timezone.now()
+        if message.crash_count >= poison_after:
+            _poison(message, stage=stage, error_class=type(error).__name__, error=described)
+        else:
+            _trace(message, stage, False, f"crashed ({message.crash_count} of {poison_after}): {described}")
+            message.status = InboundMessage.Status.RECEIVED
+            message.claimed_until = None
+            transaction.on_commit(_send_wake)
         message.save()
+
+
+def _poison(message: InboundMessage, *, stage: str, error_class: str, error: str) -> None:
+    """Dead-letter a message that crashed too often; the caller holds its row and saves it."""
+    detail = f"poison: crashed {message.crash_count} times: {error}"
+    _trace(message, stage, False, detail)
+    _letter_whole(message, stage, error_class, detail)
+    message.status = InboundMessage.Status.FAILED
+    message.attempts += 1
+    message.claimed_until = None
+    message.processed_at = timezone.now()
 
 
 # --- Sweeper side -----------------------------------------------------------------------------------
 
 
 def inbound_leases_expire() -> int:
-    """Return abandoned claims (worker died mid-batch) to the queue. Returns how many."""
-    return InboundMessage.objects.filter(
-        status=InboundMessage.Status.PROCESSING, claimed_until__lt=timezone.now()
-    ).update(status=InboundMessage.Status.RECEIVED, claimed_until=None)
+    """Return abandoned claims (worker died mid-batch) to the queue. Returns how many it handled.
+
+    An expired claim is a crash (counted when claimed): one that reaches CROSSDOCK_INBOX_POISON_AFTER
+    is dead-lettered as poison instead of returned, so a message that kills its worker every time
+    cannot loop forever. Safe to run concurrently with workers and other sweepers.
+    """
+    now = timezone.now()
+    poison_after = settings.CROSSDOCK_INBOX_POISON_AFTER
+    expired = InboundMessage.objects.filter(status=InboundMessage.Status.PROCESSING, claimed_until__lt=now)
+    poisoned = 0
+    for pk in expired.filter(crash_count__gte=poison_after).values_list("id", flat=True)[:BATCH_SIZE]:
+        with transaction.atomic():
+            message = (
+                expired.select_for_update(skip_locked=True, no_key=True, of=("self",))
+                .select_related("connection")
+                .filter(pk=pk)
+                .first()
+            )
+            if message is None:
+                continue  # a worker still holds it (it is finishing) or another sweeper took it
+            _poison(
+                message,
+                stage="apply",
+                error_class="LeaseExpired",
+                error="its claim expired mid-message (the worker was killed or stuck)",
+            )
+            message.save()
+            poisoned += 1
+    returned = expired.filter(crash_count__lt=poison_after).update(
+        status=InboundMessage.Status.RECEIVED, claimed_until=None
+    )
+    return returned + poisoned
 
 
 def inbound_waiting_exists() -> bool:

@@ -21,3 +21,22 @@ def test_peer_connector(monkeypatch):
     monkeypatch.undo()
     registry._targets.cache_clear()
     registry.get.cache_clear()
+
+
+@pytest.fixture
+def crashing_connector(monkeypatch):
+    """The ``testcrash`` connector (tests/support/crashing_connector.py): its parse raises RuntimeError."""
+    from tests.support import crashing_connector
+
+    monkeypatch.setitem(
+        registry.BUILTINS, crashing_connector.KEY, "tests.support.crashing_connector:CONNECTOR"
+    )
+    registry._targets.cache_clear()
+    registry.get.cache_clear()
+    crashing_connector.CALLS["parse"] = 0
+    crashing_connector.RAISE_NEXT.clear()
+    yield crashing_connector
+    crashing_connector.RAISE_NEXT.clear()
+    monkeypatch.undo()
+    registry._targets.cache_clear()
+    registry.get.cache_clear()
