@@ -94,3 +94,21 @@ def test_updated_after_now_still_filters(admin_caller):
     )
     assert response.status_code == 200
     assert response.json()["results"] == []
+
+
+@pytest.mark.parametrize("page_size", ["abc", "-5", "0", "1.5"])
+def test_page_size_that_is_not_a_positive_whole_number_is_400_problem(admin_caller, page_size):
+    response = admin_caller.http.get("/api/v1/carriers/", {"page_size": page_size})
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == PROBLEM
+    assert [e["field"] for e in response.json()["errors"]] == ["page_size"]
+
+
+def test_page_size_above_the_maximum_is_capped(admin_caller):
+    CarrierFactory.create_batch(2)
+
+    response = admin_caller.http.get("/api/v1/carriers/", {"page_size": "100000"})
+
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 2
