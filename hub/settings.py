@@ -2,7 +2,8 @@
 
 With no ``DATABASE_URL`` set, Crossdock runs on its *embedded default*: a SQLite file and kombu's
 filesystem broker under ``CROSSDOCK_VAR_DIR`` (``./var``), with real worker processes. Production and
-the test suite set ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis).
+the test suite set ``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis, or RabbitMQ plus
+``CROSSDOCK_REDIS_URL``: see docs/subsystems/brokers.md).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ if _broker_scheme not in _BROKER_SCHEMES:
         f"CELERY_BROKER_URL has scheme {_broker_scheme!r}; use one of {sorted(_BROKER_SCHEMES)}"
     )
 BROKER_IS_FILESYSTEM = _broker_scheme == "filesystem"
+BROKER_IS_REDIS = _broker_scheme in {"redis", "rediss"}
 if BROKER_IS_FILESYSTEM:
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -196,17 +198,36 @@ if BROKER_IS_FILESYSTEM:
         "store_processed": False,
         "control_folder": str(_broker_dir / "control"),
     }
-else:
+elif BROKER_IS_REDIS:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Seconds a reserved, unacknowledged message waits before Redis redelivers it. Longer than any
         # task's hard time limit, so a slow task is not run twice; work that must wait longer lives in
         # the database (next_attempt_at) and is woken by beat, never by a long countdown.
         "visibility_timeout": env_int("CROSSDOCK_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60),
     }
+else:
+    # RabbitMQ redelivers an unacknowledged message when the consumer's channel closes (a dead worker),
+    # not after a timeout; its consumer_timeout (rabbitmq.conf, default 30 min) must stay longer than
+    # any task's hard time limit. See docs/subsystems/brokers.md.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+
+# Redis beside the broker: the cache, wake-up flags, rate-limit counters and breaker state (and task
+# results) live there. With a Redis broker it defaults to the broker URL (Crossdock's keys carry
+# CROSSDOCK_CACHE_PREFIX); with RabbitMQ it must be given. Only the embedded default runs without it.
+CROSSDOCK_REDIS_URL = env_secret("CROSSDOCK_REDIS_URL")
+if CROSSDOCK_REDIS_URL is None and BROKER_IS_REDIS:
+    CROSSDOCK_REDIS_URL = CELERY_BROKER_URL
+if CROSSDOCK_REDIS_URL is None and not EMBEDDED:
+    raise ImproperlyConfigured(
+        f"CROSSDOCK_REDIS_URL must be set when CELERY_BROKER_URL is not Redis ({_broker_scheme}://): "
+        "the cache, wake-up flags and rate limits live in Redis"
+    )
+if CROSSDOCK_REDIS_URL is not None and urlsplit(CROSSDOCK_REDIS_URL).scheme not in {"redis", "rediss"}:
+    raise ImproperlyConfigured("CROSSDOCK_REDIS_URL must be a redis:// or rediss:// URL")
 
 CELERY_RESULT_BACKEND = env_secret("CELERY_RESULT_BACKEND")
-if CELERY_RESULT_BACKEND is None and _broker_scheme in {"redis", "rediss"}:
-    CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+if CELERY_RESULT_BACKEND is None:
+    CELERY_RESULT_BACKEND = CROSSDOCK_REDIS_URL  # None (no results) on the embedded default
 CELERY_RESULT_EXPIRES = 3600  # seconds
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -228,12 +249,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
-CROSSDOCK_REDIS_URL = env_secret("CROSSDOCK_REDIS_URL")
-if CROSSDOCK_REDIS_URL is None and _broker_scheme in {"redis", "rediss"}:
-    CROSSDOCK_REDIS_URL = CELERY_BROKER_URL
 if CROSSDOCK_REDIS_URL is not None:
-    if urlsplit(CROSSDOCK_REDIS_URL).scheme not in {"redis", "rediss"}:
-        raise ImproperlyConfigured("CROSSDOCK_REDIS_URL must be a redis:// or rediss:// URL")
     CACHES = {
         "default": {
             "BACKEND": "hub.core.cache.ReusingRedisCache",
@@ -287,6 +303,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hub.api.v1.schema.add_problem_responses",
+    ],
 }
 
 # --- Web ------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from canonical.models import Shipment, ShipmentEvent
-from celery_app import app
 from hub.connections.models import Connection
 from hub.connections.services import connection_save
 from hub.deadletters.models import DeadLetter
@@ -27,6 +26,7 @@ from hub.inbox.models import InboundMessage
 from hub.mappings.services import mapping_cache_clear
 from hub.outbox.models import OutboxEvent
 from tests.factories.canonical import ShipmentFactory
+from tests.support.broker import queue_purge, queue_size
 
 JSON = "application/json"
 
@@ -144,19 +144,12 @@ def test_same_key_on_another_connection_is_a_different_message():
 # --- Wake-ups on commit -------------------------------------------------------------------------------
 
 
-def _queue_size(name: str) -> int:
-    with app.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue=name).message_count
-
-
 @pytest.fixture
 def inbound_queue():
     """The real broker's inbound queue, empty before and after the test."""
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("inbound")
+    queue_purge("inbound")
     yield "inbound"
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("inbound")
+    queue_purge("inbound")
 
 
 @pytest.mark.django_db
@@ -169,13 +162,13 @@ def test_wake_up_is_enqueued_only_when_the_transaction_commits(
         receive(connection, b"{}", key="w-1")
 
     # Not committed yet: nothing on the broker, no pending-wake flag.
-    assert _queue_size(inbound_queue) == 0
+    assert queue_size(inbound_queue) == 0
     assert cache.get("wake:inbox") is None
     assert len(callbacks) == 1
 
     callbacks[0]()  # the commit
 
-    assert _queue_size(inbound_queue) == 1
+    assert queue_size(inbound_queue) == 1
     assert cache.get("wake:inbox") == 1
 
 
@@ -195,7 +188,7 @@ def test_rolled_back_receive_sends_no_wake_up(inbound_queue, django_capture_on_c
         raise Abort
 
     assert callbacks == []
-    assert _queue_size(inbound_queue) == 0
+    assert queue_size(inbound_queue) == 0
     assert not InboundMessage.objects.exists()
 
 
@@ -212,14 +205,14 @@ def test_a_pending_wake_up_suppresses_duplicates_and_repeats_send_none(
     with django_capture_on_commit_callbacks(execute=True) as repeat_callbacks:
         receive(connection, b"{}", key="w-1")  # a duplicate stores nothing, so wakes nobody
 
-    assert _queue_size(inbound_queue) == 1
+    assert queue_size(inbound_queue) == 1
     assert repeat_callbacks == []
 
     inbox.wake_clear(inbox.INBOX_WAKE)  # a drainer took the wake-up: the next message wakes again
     with django_capture_on_commit_callbacks(execute=True):
         receive(connection, b"{}", key="w-3")
 
-    assert _queue_size(inbound_queue) == 2
+    assert queue_size(inbound_queue) == 2
 
 
 # --- Claiming ---------------------------------------------------------------------------------------

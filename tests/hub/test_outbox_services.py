@@ -21,7 +21,6 @@ from django.utils import timezone
 from canonical.contracts.v1 import EventType, MilestoneEvent
 from canonical.milestones import MilestoneResult, shipment_apply_milestone
 from canonical.models import Shipment, ShipmentEvent
-from celery_app import app
 from connectors import signing
 from hub.connections.models import Connection, Subscription
 from hub.connections.services import connection_save, subscription_save
@@ -32,6 +31,7 @@ from hub.outbox import services as outbox
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
 from hub.outbox.retry import MAX_BACKOFF_S, backoff_delay, is_retryable_status
 from tests.factories.canonical import ShipmentFactory
+from tests.support.broker import queue_purge, queue_size
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 SECRET = "whsec-test"
@@ -161,20 +161,16 @@ def test_event_data_carries_the_shipment_state_and_sequence():
 @pytest.mark.django_db
 def test_outbox_wake_up_is_sent_only_on_commit(django_capture_on_commit_callbacks):
     subscribe(webhook("all"))
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("outbound")
+    queue_purge("outbound")
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             record(ShipmentFactory())
-        with app.connection_for_write() as conn:
-            before = conn.default_channel.queue_declare(queue="outbound").message_count
+        before = queue_size("outbound")
         for callback in callbacks:
             callback()
-        with app.connection_for_write() as conn:
-            after = conn.default_channel.queue_declare(queue="outbound").message_count
+        after = queue_size("outbound")
     finally:
-        with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge("outbound")
+        queue_purge("outbound")
 
     assert (before, after) == (0, 1)
 

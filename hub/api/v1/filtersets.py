@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters as filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from canonical.models import (
     Carrier,
@@ -18,8 +22,32 @@ from canonical.models import (
 )
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 instant, normalized to UTC.
+
+    ISO 8601 (and Python) allow offsets up to 24 h, PostgreSQL only up to 15:59: an instant such as
+    ``2026-03-01T12:00:00-22:10`` is valid but cannot be sent as written. In UTC it always can,
+    unless the instant lies past year 9999 (then it is invalid input, a 400).
+    """
+
+    def to_python(self, value):
+        result = super().to_python(value)
+        if result is None or result.tzinfo is None:
+            return result
+        try:
+            return result.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                "instant out of range (in UTC, beyond year 9999)", code="invalid"
+            ) from None
+
+
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class CanonicalFilterSet(filters.FilterSet):
-    updated_after = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_after = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     external_system = filters.CharFilter(method="filter_external", help_text="System of an external id.")
     external_id = filters.CharFilter(
         method="filter_external", help_text="Id of the record in external_system."

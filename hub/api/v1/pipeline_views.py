@@ -139,7 +139,10 @@ class DeadLetterViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
     serializer_class = s.DeadLetterSerializer
     filterset_class = DeadLetterFilterSet
 
-    @extend_schema(request=s.ReplayRequestSerializer, responses=s.DeadLetterSerializer)
+    @extend_schema(
+        request=s.ReplayRequestSerializer,
+        responses={200: s.DeadLetterSerializer, 202: s.DeadLetterSerializer},
+    )
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
         """Replay one letter with the current configuration; answers the letter after the replay."""
@@ -164,7 +167,10 @@ class DeadLetterViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewse
         )
         return Response(self.get_serializer(letter).data)
 
-    @extend_schema(request=s.BulkReplaySerializer, responses={202: s.ReplayJobSerializer})
+    @extend_schema(
+        request=s.BulkReplaySerializer,
+        responses={202: s.ReplayJobSerializer, 200: s.BulkReplayDryRunSerializer},
+    )
     @action(detail=False, methods=["post"], url_path="replay")
     def bulk_replay(self, request):
         """Replay every letter matching a filter, as a job (202); ``dry_run`` says what would be replayed."""

@@ -21,6 +21,7 @@ class BusinessKeyRelatedField(serializers.RelatedField):
     default_error_messages = {
         "does_not_exist": "no {model} with {key_name} {value!r} (nor with that id)",
         "invalid": "expected a {key_name} string or an id",
+        "null_character": "null characters are not allowed",
     }
 
     def __init__(self, *, key: str, **kwargs: Any) -> None:
@@ -30,6 +31,8 @@ class BusinessKeyRelatedField(serializers.RelatedField):
     def to_internal_value(self, data: Any):
         if not isinstance(data, str) or not data:
             self.fail("invalid", key_name=self.key)
+        if "\x00" in data:  # PostgreSQL text cannot hold NUL: the lookup would fail with a 500
+            self.fail("null_character")
         queryset = self.get_queryset()
         try:
             return queryset.get(**{self.key: data})

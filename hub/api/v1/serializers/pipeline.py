@@ -285,6 +285,15 @@ class BulkReplaySerializer(serializers.Serializer):
         return attrs
 
 
+class BulkReplayDryRunSerializer(serializers.Serializer):
+    """The answer to a bulk replay with ``dry_run``: what would be replayed (nothing is)."""
+
+    dry_run = serializers.BooleanField()
+    filters = serializers.DictField()
+    count = serializers.IntegerField()
+    sample = DeadLetterSerializer(many=True)
+
+
 class ReplayJobSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
 
