@@ -18,8 +18,11 @@ minutes. Instead the lease is short (``LEASE_S``) and the process holding it ren
 
 A renewal that fails (database restarting) is logged and tried again on the next beat; a lease that
 lapses while its worker still runs is safe, because every claimant re-checks the row's state under
-its lock and applying an event twice is a no-op (semantic keys, the ledger's look-up). Test a crash
-by killing a worker mid-batch: ``tests/e2e/test_lease_recovery.py``.
+its lock and applying an event twice is a no-op (semantic keys, the ledger's look-up).
+
+Where it is tested: the heartbeat itself and an inbox drain slower than its lease in
+``tests/hub/test_lease.py``; a worker killed mid-send, picked up again within the default lease, and
+a live worker's sends three leases long never taken over, in ``tests/e2e/test_pipeline.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 LEASE_S = 30  # seconds a claim stays valid without a renewal: the longest a dead worker's rows wait
 HEARTBEAT_S = 10  # seconds between renewals; three beats fit in one lease, so one missed beat is harmless
+STOP_WAIT_S = 2.0  # seconds the finished work waits for a renewal in progress before going on
 
 
 class _Heartbeat(threading.Thread):
@@ -61,7 +65,9 @@ class _Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(timeout=self._every_s + 5)
+        # A renewal waiting on a row lock finishes by itself (its UPDATE then matches nothing); the
+        # work that is done must not wait for it.
+        self.join(timeout=STOP_WAIT_S)
 
 
 @contextmanager

@@ -57,6 +57,7 @@ from connectors.errors import ConnectorError, MappingError, NotSupported, ParseE
 from hub.connections.models import Connection
 from hub.connections.services import connection_config
 from hub.core.correlation import correlation_scope
+from hub.core.lease import lease_kept
 from hub.core.wake import claim_helper_slot, wake_clear, wake_on_commit
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record, dead_letter_settle
@@ -215,36 +216,53 @@ def inbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
         ids = inbound_batch_claim()
         if not ids:
             return done
-        if len(ids) == BATCH_SIZE and claim_helper_slot(INBOX_WAKE):
-            _send_wake()  # a full batch: recruit another worker for the rest
-        subscriptions = subscriptions_active()
-        try:
-            careful = inbound_batch_process(ids=ids, subscriptions=subscriptions)
-        except SoftTimeLimitExceeded:
-            inbound_claims_release(ids=ids)  # rolled back: all of them go back to the queue
-            raise
-        done += len(ids) - len(careful)
-        for position, message_id in enumerate(careful):
-            if time.monotonic() - started >= budget_s:
-                # Out of time: hand the rest back now rather than letting them wait out their lease.
-                inbound_claims_release(ids=careful[position:])
-                break
-            try:
-                inbound_message_process(message_id=message_id, subscriptions=subscriptions)
-            except SoftTimeLimitExceeded:
-                # The task's limit: the messages not started are not at fault and go back uncounted;
-                # the one running keeps its claim counted, so one that always outlasts the limit
-                # ends as poison instead of looping.
-                inbound_claims_release(ids=careful[position + 1 :])
-                inbound_claims_release(ids=[message_id], count_as_crash=True)
-                raise
-            except Exception as exc:
-                # A bug or an outage while processing: counted, tried again, poison at the limit;
-                # the rest of the batch goes on either way.
-                logger.exception("processing inbound message %s failed", message_id)
-                inbound_message_fail(message_id=message_id, exc=exc)
-            done += 1
+        every_s = settings.CROSSDOCK_INBOX_LEASE_S / 3
+        with lease_kept(partial(_claims_renew, ids), every_s=every_s, name="inbox"):
+            done += _batch_work(ids, started=started, budget_s=budget_s)
     _send_wake()  # out of budget with work possibly left: hand over to a fresh task
+    return done
+
+
+def _claims_renew(ids: list[UUID]) -> int:
+    """Extend the lease of the batch's messages still being processed (hub.core.lease)."""
+    return InboundMessage.objects.filter(id__in=ids, status=InboundMessage.Status.PROCESSING).update(
+        claimed_until=timezone.now() + timedelta(seconds=settings.CROSSDOCK_INBOX_LEASE_S)
+    )
+
+
+def _batch_work(ids: list[UUID], *, started: float, budget_s: float) -> int:
+    """Process one claimed batch: the fast path, then the careful one message at a time. Returns how
+    many messages were done."""
+    done = 0
+    if len(ids) == BATCH_SIZE and claim_helper_slot(INBOX_WAKE):
+        _send_wake()  # a full batch: recruit another worker for the rest
+    subscriptions = subscriptions_active()
+    try:
+        careful = inbound_batch_process(ids=ids, subscriptions=subscriptions)
+    except SoftTimeLimitExceeded:
+        inbound_claims_release(ids=ids)  # rolled back: all of them go back to the queue
+        raise
+    done += len(ids) - len(careful)
+    for position, message_id in enumerate(careful):
+        if time.monotonic() - started >= budget_s:
+            # Out of time: hand the rest back now rather than letting them wait out their lease.
+            inbound_claims_release(ids=careful[position:])
+            break
+        try:
+            inbound_message_process(message_id=message_id, subscriptions=subscriptions)
+        except SoftTimeLimitExceeded:
+            # The task's limit: the messages not started are not at fault and go back uncounted;
+            # the one running keeps its claim counted, so one that always outlasts the limit
+            # ends as poison instead of looping.
+            inbound_claims_release(ids=careful[position + 1 :])
+            inbound_claims_release(ids=[message_id], count_as_crash=True)
+            raise
+        except Exception as exc:
+            # A bug or an outage while processing: counted, tried again, poison at the limit;
+            # the rest of the batch goes on either way.
+            logger.exception("processing inbound message %s failed", message_id)
+            inbound_message_fail(message_id=message_id, exc=exc)
+        done += 1
     return done
 
 

@@ -4,10 +4,12 @@ rows still claimed, and renewals stop when the work ends (normally or by an exce
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -94,3 +96,59 @@ def test_a_failing_renewal_is_retried_on_the_next_beat():
         time.sleep(0.5)
 
     assert len(outcomes) >= 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_slower_than_its_lease_keeps_its_batch_while_the_sweeper_runs(settings, monkeypatch):
+    from canonical.models import ShipmentEvent
+    from tests.factories.canonical import ShipmentFactory
+
+    settings.CROSSDOCK_INBOX_LEASE_S = 1  # renewed every third of a second
+    shipment = ShipmentFactory()
+    connection = connection_save(
+        data={"slug": "slow-in", "system": "tms", "connector": "canonical", "config": {}}
+    )
+    inbox.inbound_message_receive(
+        connection=connection,
+        body=json.dumps(
+            {
+                "event_id": "slow-1",
+                "event_type": "IN_TRANSIT",
+                "occurred_at": "2026-11-20T14:05:00Z",
+                "shipment": {"reference": shipment.reference},
+            }
+        ).encode(),
+        content_type="application/json",
+        headers={},
+        idempotency_key="slow-1",
+        correlation_id="corr-slow",
+    )
+    real_batch = inbox.inbound_batch_process
+
+    def slow_batch(**kwargs):
+        time.sleep(2.5)  # two and a half leases
+        return real_batch(**kwargs)
+
+    monkeypatch.setattr(inbox, "inbound_batch_process", slow_batch)
+    expired: list[int] = []
+    stop = threading.Event()
+
+    def sweeper() -> None:
+        try:
+            while not stop.wait(0.1):
+                expired.append(inbox.inbound_leases_expire())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=sweeper)
+    thread.start()
+    try:
+        assert inbox.inbox_drain(budget_s=10) == 1
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+    assert expired and sum(expired) == 0, "the sweeper never took the batch from its live worker"
+    message = InboundMessage.objects.get(idempotency_key="slow-1")
+    assert message.status == InboundMessage.Status.PROCESSED
+    assert ShipmentEvent.objects.filter(shipment=shipment).count() == 1
