@@ -13,6 +13,10 @@ from hub.outbox.models import Delivery
 REASON_MAX_CHARS = 4000  # characters of reason kept; a stack of validation errors can be long
 
 
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\\x00")
+
+
 def dead_letter_record(
     *,
     stage: str,
@@ -33,12 +37,14 @@ def dead_letter_record(
     )
     fields = {
         "stage": stage,
-        "reason": reason[:REASON_MAX_CHARS],
-        "error_class": error_class,
+        # A reason may quote the input it refuses; PostgreSQL text holds no NUL, and recording why a
+        # message failed must never fail itself.
+        "reason": _storable(reason)[:REASON_MAX_CHARS],
+        "error_class": _storable(error_class),
         "connection": connection,
         "payload": payload,
         "payload_content_type": payload_content_type,
-        "waiting_for_shipment": waiting_for_shipment,
+        "waiting_for_shipment": _storable(waiting_for_shipment),
         "status": DeadLetter.Status.OPEN,
         "correlation_id": correlation_id,
     }
