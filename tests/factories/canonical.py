@@ -28,7 +28,9 @@ class CarrierFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = models.Carrier
 
-    scac = factory.Sequence(lambda n: "C" + "".join(chr(65 + int(d)) for d in f"{n:03d}"))
+    # "C" + three letters, base 26: 17,576 distinct codes within a SCAC's four characters (a decimal
+    # spelling ran past four characters once a session had made a thousand carriers).
+    scac = factory.Sequence(lambda n: "C" + "".join(chr(65 + (n // 26**i) % 26) for i in (2, 1, 0)))
     name = factory.Faker("company")
 
 
