@@ -36,7 +36,13 @@ def chaos_results(tmp_path):
         pytest.fail(f"the chaos soak needs {PG_BIN}/initdb and redis-server on the machine")
     before = set((ROOT / "bench" / "results").glob("chaos-short-*.json"))
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "chaos.py"), "--short", "--breaker-threshold", BREAKER_THRESHOLD],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "chaos.py"),
+            "--short",
+            "--breaker-threshold",
+            BREAKER_THRESHOLD,
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
