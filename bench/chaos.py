@@ -358,13 +358,14 @@ class RunFailed(Exception):
 
 
 class Chaos:
-    def __init__(self, args) -> None:
+    def __init__(self, args, tmp: Path | None = None) -> None:
+        """``tmp``: the directory of an earlier run, to verify it again (``--reverify``)."""
         self.args = args
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"crossdock-chaos-{self.stamp}-"))
+        self.tmp = tmp or Path(tempfile.mkdtemp(prefix=f"crossdock-chaos-{self.stamp}-"))
         os.chmod(self.tmp, 0o755)  # the postgres user must reach its data directory inside
         self.log_dir = self.tmp / "logs"
-        self.log_dir.mkdir()
+        self.log_dir.mkdir(exist_ok=True)
         self.pg = PrivatePostgres(self.tmp / "pg", free_port())
         self.redis_port = free_port()
         self.web_port = free_port()
@@ -630,6 +631,12 @@ class Chaos:
             f"{stream_stats['duplicates_sent']} duplicates, {stream_stats['reordered']} reordered, "
             f"{stream_stats['shipments']} shipments, {len(unique) - len(expected_flaky)} poison for flaky"
         )
+        # what an interrupted run still reports (the lists fill in as the run goes)
+        self.report = {
+            "stream": stream_stats,
+            "faults": self.faults,
+            "unexpected_exits": self.unexpected_exits,
+        }
         self.setup(stream_stats["shipments"])
         self.sender_statuses: Counter = Counter()
         self.sender_errors = 0
@@ -646,6 +653,7 @@ class Chaos:
         for t in [*threads, injector]:
             t.start()
         timeline: list[dict] = []
+        self.report["timeline"] = timeline
         last_log = 0.0
         load_deadline = time.monotonic() + a.max_load_seconds
         while any(t.is_alive() for t in threads) or not self.progress["faults_done"]:
@@ -671,7 +679,7 @@ class Chaos:
                 raise RunFailed(f"load not done after {a.max_load_seconds}s (sent {self.progress['sent']})")
             time.sleep(0.5)
         self.progress["load_done"] = True
-        load_s = self.elapsed()
+        load_s = self.report["load_s"] = self.elapsed()
         self.log(f"load done in {load_s}s; waiting for quiescence (at most {a.quiesce_timeout}s)")
 
         # quiescence: every expected delivery accepted and nothing waiting in the database
@@ -722,8 +730,13 @@ class Chaos:
         }
 
     def verify(self, unique: dict[str, dict], expected_flaky: set[str]) -> dict:
-        """Compare what the receivers logged and what the database holds with the rules."""
-        self.receiver_stats()  # flushes the receivers' logs
+        """Compare what the receivers logged and what the database holds with the rules.
+
+        An expected event a receiver never accepted is *lost* unless its delivery is still pending or
+        in flight (then it is *backlog*: the run was cut before quiescence, which fails on its own).
+        """
+        with contextlib.suppress(OSError, ValueError):
+            self.receiver_stats()  # flushes the receivers' logs (absent when re-verifying)
         deliveries = {
             str(did): {"attempts": attempts, "status": status, "code": code, "slug": slug, "source": source}
             for did, attempts, status, code, slug, source in self.sql(
@@ -735,6 +748,10 @@ class Chaos:
             )
         }
         expected = expected_states(unique)
+        waiting: dict[str, set[str]] = defaultdict(set)  # subscriber -> sources still pending/in flight
+        for d in deliveries.values():
+            if d["status"] in ("pending", "in_flight"):
+                waiting[d["slug"].removeprefix("chaos-")].add(d["source"])
         per_subscriber = {}
         examples: dict[str, list] = defaultdict(list)
         for name in SUBSCRIBERS:
@@ -768,7 +785,9 @@ class Chaos:
                     if seq >= last_status.get(subject, (0, ""))[0]:
                         last_status[subject] = (seq, status_after)
             got = set(source_keys)
-            lost = want - got
+            backlog = (want - got) & waiting[name]
+            lost = want - got - backlog
+            backlog_ships = {shipment_ref(unique[src]["ship"]) for src in backlog}
             unexpected = got - want
             twice = {s: sorted(k) for s, k in source_keys.items() if len(k) > 1}
             unexplained = [
@@ -778,13 +797,17 @@ class Chaos:
             gaps = 0
             if name == "healthy":
                 for ref, exp in expected.items():
+                    if ref in backlog_ships:
+                        continue
                     if seqs.get(ref, set()) != set(range(1, exp["sequence"] + 1)):
                         gaps += 1
                         examples["healthy_sequence_gaps"].append(ref)
             final_seen_mismatch = sum(
                 1
                 for ref, exp in expected.items()
-                if name == "healthy" and last_status.get(ref, (0, ""))[1] != exp["status"]
+                if name == "healthy"
+                and ref not in backlog_ships
+                and last_status.get(ref, (0, ""))[1] != exp["status"]
             )
             examples[f"{name}_lost"] = sorted(lost)[:20]
             examples[f"{name}_applied_twice"] = list(twice.items())[:20]
@@ -794,6 +817,7 @@ class Chaos:
                 "expected": len(want),
                 "delivered": len(got & want),
                 "lost": len(lost),
+                "backlog_at_end": len(backlog),
                 "unexpected": len(unexpected),
                 "applied_twice": len(twice),
                 "redelivered_same_key_after_2xx": sum(redelivered_after_2xx.values()),
@@ -860,6 +884,7 @@ class Chaos:
         poison_dead = {
             d["source"] for d in deliveries.values() if d["slug"] == "chaos-flaky" and d["status"] == "dead"
         } & poison
+        poison_waiting = poison & waiting["flaky"]
         stuck = inbound.get("received", 0) + inbound.get("processing", 0)
         stuck_deliveries = sum(
             v for k, v in delivery_status.items() if k.endswith((":pending", ":in_flight"))
@@ -876,6 +901,7 @@ class Chaos:
             "dead_letters_unjustified": sum(not d["justified"] for d in dead),
             "refused_for_good": len(poison),
             "refused_for_good_dead_lettered": len(poison_dead),
+            "refused_for_good_not_yet_attempted": len(poison_waiting),
         }
         examples["state_mismatch"] = state_mismatch[:20]
         examples["dead_letters_unjustified"] = [d for d in dead if not d["justified"]][:20]
@@ -895,7 +921,7 @@ class Chaos:
             "nothing stuck": stuck == 0 and stuck_deliveries == 0,
             "no failed inbound message": not inbound.get("failed") and not inbound.get("partial"),
             "dead letters only where refused for good": db["dead_letters_unjustified"] == 0
-            and len(poison_dead) == len(poison),
+            and len(poison_dead) + len(poison_waiting) == len(poison),
         }
         return {"subscribers": per_subscriber, "db": db, "invariants": invariants, "examples": dict(examples)}
 
@@ -923,7 +949,7 @@ def table(r: dict) -> str:
     ]
     for name, x in subs.items():
         lines += [
-            f"| {name}: delivered / expected | {x['delivered']:,} / {x['expected']:,} (missing {x['lost']}) |",
+            f"| {name}: delivered / expected | {x['delivered']:,} / {x['expected']:,} (lost {x['lost']}, still queued {x['backlog_at_end']}) |",
             f"| {name}: requests received | {x['requests']:,} |",
             f"| {name}: same event under two keys | {x['applied_twice']} |",
             f"| {name}: same key again after a 2xx (unexplained) | {x['redelivered_same_key_after_2xx']} "
@@ -947,6 +973,30 @@ def table(r: dict) -> str:
         *(f"| {k} | {'yes' if ok else '**NO**'} |" for k, ok in r["invariants"].items()),
     ]
     return "\n".join(lines)
+
+
+def cmd_reverify(path: Path) -> int:
+    """Verify a finished (or interrupted) run again from what it left in its temp directory: its
+    PostgreSQL cluster is started on a fresh port, the receivers' logs are read, the event stream is
+    rebuilt from the recorded configuration (it is deterministic). Updates the results JSON."""
+    results = json.loads(path.read_text())
+    args = argparse.Namespace(**results["config"])
+    chaos = Chaos(args, tmp=Path(results["tmp_dir"]))
+    _, unique, stream_stats = build_stream(
+        args.events, args.per_shipment, args.dup_rate, args.reorder_rate, args.clients, args.seed
+    )
+    chaos.pg.start()
+    try:
+        busy = chaos.busy_counts()
+        verdict = chaos.verify(unique, {e for e in unique if not is_poison(e)})
+    finally:
+        chaos.pg.stop("fast")
+    results.update(verdict, stream=stream_stats, busy_at_end=busy, reverified_at=chaos.stamp)
+    results.setdefault("quiescent", not busy)
+    path.write_text(json.dumps(results, indent=1, default=str))
+    print(json.dumps({"subscribers": results["subscribers"], "db": results["db"]}, indent=1))
+    print("\n".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in results["invariants"].items()))
+    return 0 if all(results["invariants"].values()) and results["quiescent"] else 1
 
 
 def cmd_run(args) -> int:
@@ -988,6 +1038,7 @@ def cmd_run(args) -> int:
         if not all(results["invariants"].values()):
             code = 1
     except KeyboardInterrupt:
+        results.update(getattr(chaos, "report", {}))
         chaos.log("interrupted")
         code = 130
     except RunFailed as exc:
@@ -1058,7 +1109,11 @@ def main(argv: list[str] | None = None) -> int:
         help="CROSSDOCK_BREAKER_THRESHOLD for the run (default: the product's); see docs/reliability.md",
     )
     p.add_argument("--seed", type=int, default=20261203, help="seed of the stream and the flaky receiver")
-    return cmd_run(p.parse_args(argv))
+    p.add_argument("--reverify", type=Path, metavar="RESULTS_JSON", help="verify an earlier run again")
+    args = p.parse_args(argv)
+    if args.reverify:
+        return cmd_reverify(args.reverify)
+    return cmd_run(args)
 
 
 if __name__ == "__main__":
