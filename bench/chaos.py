@@ -1055,7 +1055,15 @@ def cmd_run(args) -> int:
     if "invariants" in results:
         print()
         print(table(results))
-    print(f"\nresults: {path}\nlogs: {chaos.log_dir}\nexit {code}", flush=True)
+    kept = code != 0 or args.keep_tmp
+    if not kept:
+        import shutil
+
+        shutil.rmtree(chaos.tmp, ignore_errors=True)
+    where = (
+        f"logs: {chaos.log_dir}" if kept else "temp dir removed (all invariants held; --keep-tmp keeps it)"
+    )
+    print(f"\nresults: {path}\n{where}\nexit {code}", flush=True)
     return code
 
 
@@ -1109,6 +1117,11 @@ def main(argv: list[str] | None = None) -> int:
         help="CROSSDOCK_BREAKER_THRESHOLD for the run (default: the product's); see docs/reliability.md",
     )
     p.add_argument("--seed", type=int, default=20261203, help="seed of the stream and the flaky receiver")
+    p.add_argument(
+        "--keep-tmp",
+        action="store_true",
+        help="keep the temp dir (database, logs) when every invariant holds",
+    )
     p.add_argument("--reverify", type=Path, metavar="RESULTS_JSON", help="verify an earlier run again")
     args = p.parse_args(argv)
     if args.reverify:
