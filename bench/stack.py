@@ -147,7 +147,7 @@ class Stack:
 
     def exited(self) -> dict[str, int]:
         """Processes that ended on their own, by name: their exit code."""
-        return {name: proc.returncode for name, proc in self.procs.items() if proc.poll() is not None}
+        return {name: proc.returncode for name, proc in list(self.procs.items()) if proc.poll() is not None}
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
