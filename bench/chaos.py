@@ -1022,6 +1022,47 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_resume(path: Path, timeout_s: float) -> int:
+    """Start the stack of a run that was cut (workers, beat, receivers on their old ports; no new
+    load, no faults) on what it left, wait until nothing is queued, stop, then ``--reverify`` it:
+    recovery after the whole stack stopped at once."""
+    import re
+
+    results = json.loads(path.read_text())
+    args = argparse.Namespace(**results["config"])
+    chaos = Chaos(args, tmp=Path(results["tmp_dir"]))
+    for name in SUBSCRIBERS:
+        first = (chaos.log_dir / f"receiver-{name}.log").read_text().splitlines()[0]
+        chaos.receiver_ports[name] = int(re.search(r":(\d+)$", first).group(1))
+    started = time.monotonic()
+    try:
+        chaos.pg.start()
+        chaos.redis.start()
+        for name, port in chaos.receiver_ports.items():
+            chaos.stack.start(
+                f"receiver-{name}",
+                [PY, str(Path(__file__).resolve()), "_receiver", "--port", str(port), "--mode", name,
+                 "--log", str(chaos.log_dir / f"receiver-{name}.jsonl"), "--seed", str(args.seed + 7)],
+            )  # fmt: skip
+        for i in range(args.celery_workers):
+            chaos.start_worker(i)
+        chaos.stack.start("celery-beat", beat_cmd(chaos.tmp / "beat-schedule", "warning"))
+        chaos.log(f"resumed: {chaos.busy_counts()}")
+        busy = {"?": 1}
+        while busy and time.monotonic() - started < timeout_s:
+            time.sleep(10)
+            chaos.supervise()
+            with contextlib.suppress(Exception):
+                busy = chaos.busy_counts()
+            chaos.log(f"  draining: {busy}")
+        results["resume"] = {"drain_s": round(time.monotonic() - started, 1), "quiescent": not busy}
+        results["quiescent"] = not busy
+        path.write_text(json.dumps(results, indent=1, default=str))
+    finally:
+        chaos.cleanup()
+    return cmd_reverify(path)
+
+
 def cmd_reverify(path: Path) -> int:
     """Verify a finished (or interrupted) run again from what it left in its temp directory: its
     PostgreSQL cluster is started on a fresh port, the receivers' logs are read, the event stream is
@@ -1046,7 +1087,7 @@ def cmd_reverify(path: Path) -> int:
     finally:
         chaos.pg.stop("fast")
     results.update(verdict, stream=stream_stats, busy_at_end=busy, reverified_at=chaos.stamp)
-    results.setdefault("quiescent", not busy)
+    results["quiescent"] = not busy
     path.write_text(json.dumps(results, indent=1, default=str))
     print(json.dumps({"subscribers": results["subscribers"], "db": results["db"]}, indent=1))
     print("\n".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in results["invariants"].items()))
@@ -1183,10 +1224,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the temp dir (database, logs) when every invariant holds",
     )
+    p.add_argument(
+        "--resume", type=Path, metavar="RESULTS_JSON", help="drain a cut run's backlog, then verify"
+    )
     p.add_argument("--reverify", type=Path, metavar="RESULTS_JSON", help="verify an earlier run again")
     args = p.parse_args(argv)
     if args.reverify:
         return cmd_reverify(args.reverify)
+    if args.resume:
+        return cmd_resume(args.resume, args.quiesce_timeout or 1800)
     return cmd_run(args)
 
 
