@@ -387,7 +387,7 @@ class Chaos:
             "DATABASE_URL": self.pg.url(DB_NAME),
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "SECRET_KEY": "chaos-" + "x" * 40,
-            "CROSSDOCK_ENCRYPTION_KEY": encryption_key(),
+            "CROSSDOCK_ENCRYPTION_KEY": self.run_key(),
             "CROSSDOCK_ALLOW_PRIVATE_NETWORKS": "1",
             "CROSSDOCK_API_RATE": "100000000/min",
             "CROSSDOCK_INBOUND_RATE": "100000000/min",
@@ -420,6 +420,14 @@ class Chaos:
         }
         self.stop = threading.Event()
         self.t0 = self.t_load = time.monotonic()
+
+    def run_key(self) -> str:
+        """The run's secret-encryption key, kept in its temp dir: a resumed run must read the
+        connection secrets the first one stored (with another key every delivery dead-letters)."""
+        path = self.tmp / "encryption-key"
+        if not path.exists():
+            path.write_text(encryption_key())
+        return path.read_text().strip()
 
     def log(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')} +{time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
