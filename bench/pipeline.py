@@ -48,9 +48,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,16 +62,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo root
+
+from bench.load import SHIPMENTS_PER_CHUNK, event_stream, shipment_ref, shipments_needed
+from bench.stack import (
+    PY,
+    ROOT,
+    Stack,
+    beat_cmd,
+    encryption_key,
+    free_port,
+    http_json,
+    web_cmd,
+    worker_cmd,
+)
+
 RESULTS_DIR = ROOT / "bench" / "results"
-PY = sys.executable
 DB_NAME = "crossdock_bench"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_DB = 6
 INBOUND_SLUG = "bench-in"
 SINK_SLUG = "bench-sink"
 SCAC = "BNCH"
-SHIPMENTS_PER_CHUNK = 500  # shipments whose events are shuffled together (bounded memory in the soak)
 
 TARGETS = {
     "single_ingest_req_s": 1500,
@@ -83,94 +93,6 @@ TARGETS = {
 }
 
 # --- Event stream -----------------------------------------------------------------------------------
-
-LOCATIONS = [
-    {"code": "USCHI", "name": "Chicago, IL", "lat": 41.88, "lon": -87.63},
-    {"code": "USDAL", "name": "Dallas, TX", "lat": 32.78, "lon": -96.8},
-    {"code": "USATL", "name": "Atlanta, GA", "lat": 33.75, "lon": -84.39},
-]
-# One shipment's milestones (type, stop, reason); longer lives repeat IN_TRANSIT.
-LIFECYCLE = [
-    ("TENDER_ACCEPTED", None, None),
-    ("ARRIVED_AT_PICKUP", 1, None),
-    ("DEPARTED_PICKUP", 1, None),
-    ("IN_TRANSIT", None, None),
-    ("DELAYED", None, "WX"),
-    ("IN_TRANSIT", None, None),
-    ("ARRIVED_AT_DELIVERY", 2, None),
-    ("OUT_FOR_DELIVERY", None, None),
-    ("DELIVERED", 2, None),
-    ("POD_RECEIVED", None, None),
-]
-
-
-def shipment_ref(n: int) -> str:
-    return f"B{n:07d}"
-
-
-def lifecycle(per_shipment: int) -> list[tuple]:
-    steps = list(LIFECYCLE[:per_shipment])
-    while len(steps) < per_shipment:
-        steps.insert(5, ("IN_TRANSIT", None, None))
-    return steps
-
-
-def event_stream(
-    phase: str,
-    first_ship: int,
-    n_unique: int,
-    per_shipment: int,
-    dup_rate: float,
-    seed: int,
-    chunk_ships: int = SHIPMENTS_PER_CHUNK,
-):
-    """Yield ``(event, is_duplicate)`` for ``n_unique`` unique events plus ~``dup_rate`` re-sends.
-
-    Events of SHIPMENTS_PER_CHUNK shipments are shuffled together (so each shipment's milestones
-    arrive out of order); a duplicate is a copy of an earlier event re-sent later in its chunk.
-    """
-    rng = random.Random(seed)
-    base = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
-    steps = lifecycle(per_shipment)
-    made = 0
-    ship = first_ship
-    while made < n_unique:
-        chunk: list[dict] = []
-        for s in range(chunk_ships):
-            for k, (etype, stop, reason) in enumerate(steps):
-                if made >= n_unique:
-                    break
-                event = {
-                    "event_id": f"{phase}-{made}",
-                    "event_type": etype,
-                    "occurred_at": (base + timedelta(minutes=97 * k + s % 60)).isoformat(),
-                    "shipment": {"reference": shipment_ref(ship + s)},
-                    "details": {"phase": phase},
-                }
-                if stop is not None:
-                    event["stop_sequence"] = stop
-                if etype in ("IN_TRANSIT", "ARRIVED_AT_PICKUP", "ARRIVED_AT_DELIVERY"):
-                    event["location"] = LOCATIONS[(ship + s + k) % len(LOCATIONS)]
-                if reason:
-                    event["reason_code"] = reason
-                chunk.append(event)
-                made += 1
-            if made >= n_unique:
-                break
-        ship += chunk_ships
-        rng.shuffle(chunk)
-        keyed = [(float(i), ev, False) for i, ev in enumerate(chunk)]
-        n_dup = round(len(chunk) * dup_rate)
-        for i in rng.sample(range(len(chunk)), n_dup):
-            keyed.append((rng.uniform(i + 0.5, len(chunk)), chunk[i], True))
-        keyed.sort(key=lambda t: t[0])
-        for _, ev, dup in keyed:
-            yield ev, dup
-
-
-def shipments_needed(n_unique: int, per_shipment: int) -> int:
-    chunk_events = SHIPMENTS_PER_CHUNK * per_shipment
-    return -(-n_unique // chunk_events) * SHIPMENTS_PER_CHUNK
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -832,91 +754,6 @@ _ACTIVE_CLIENTS: list = []
 # --- Process management and sampling ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if this benchmark dies without cleaning up (e.g. SIGKILL)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Stack:
-    """The processes this benchmark started, each in its own process group, stopped by id."""
-
-    def __init__(self, env: dict, log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.paused = False
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def names(self, prefix: str) -> list[str]:
-        return [n for n in self.procs if n.startswith(prefix)]
-
-    def signal_group(self, prefix: str, sig: int) -> None:
-        for name in self.names(prefix):
-            proc = self.procs[name]
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-
-    def pause_workers(self) -> None:
-        self.signal_group("celery", signal.SIGSTOP)
-        self.paused = True
-
-    def resume_workers(self) -> None:
-        self.signal_group("celery", signal.SIGCONT)
-        self.paused = False
-
-    def stop(self, prefix: str = "", grace_s: float = 8.0) -> None:
-        if self.paused and (not prefix or prefix.startswith("celery")):
-            # paused workers would start on the backlog if resumed: end them outright
-            self.signal_group("celery", signal.SIGKILL)
-            self.resume_workers()
-        names = [n for n in self.names(prefix) if self.procs[n].poll() is None]
-        for name in names:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.procs[name].pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for name in names:
-            proc = self.procs[name]
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            # the group may hold children that outlive the leader: kill what is left of it
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-        for name in list(self.procs):
-            if name.startswith(prefix) and self.procs[name].poll() is not None:
-                del self.procs[name]
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with code {proc.returncode}; log tail:\n{tail}")
-
-
 class Sampler(threading.Thread):
     """Samples RSS and CPU time of process groups (leader + descendants) every ``interval`` seconds."""
 
@@ -990,27 +827,6 @@ def pg_backend_pids() -> list[int]:
 
 
 # --- The benchmark ----------------------------------------------------------------------------------
-
-
-def http_json(port: int, path: str, timeout: float = 10.0):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
-    finally:
-        conn.close()
-
-
-def encryption_key() -> str:
-    if os.environ.get("CROSSDOCK_ENCRYPTION_KEY"):
-        return os.environ["CROSSDOCK_ENCRYPTION_KEY"]
-    path = Path("/tmp/enckey")
-    if path.exists() and path.read_text().strip():
-        return path.read_text().strip()
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
 
 
 def recreate_database() -> None:
@@ -1151,39 +967,11 @@ class Bench:
         self.log(f"seeded {seeded['shipments']} shipments in {seeded['seconds']}s")
         if not services:
             return
-        self.stack.start(
-            "web",
-            [
-                PY, "-m", "gunicorn", "hub.wsgi:application",
-                "--workers", str(a.web_workers),
-                "--worker-class", "sync",
-                "--bind", f"127.0.0.1:{self.web_port}",
-                "--backlog", "2048",
-                "--timeout", "120",
-                "--graceful-timeout", "5",
-                "--no-control-socket",
-            ],
-        )  # fmt: skip
+        self.stack.start("web", web_cmd(self.web_port, a.web_workers))
         for i in range(a.celery_workers):
-            self.stack.start(
-                f"celery-worker-{i}",
-                [
-                    PY, "-m", "celery", "-A", "celery_app", "worker",
-                    "--pool", "prefork",
-                    "--concurrency", str(a.celery_concurrency),
-                    "--hostname", f"bench{i}@%h",
-                    "--loglevel", a.log_level,
-                ],
-            )  # fmt: skip
+            self.stack.start(f"celery-worker-{i}", worker_cmd(f"bench{i}", a.celery_concurrency, a.log_level))
         if a.beat:
-            self.stack.start(
-                "celery-beat",
-                [
-                    PY, "-m", "celery", "-A", "celery_app", "beat",
-                    "--loglevel", a.log_level,
-                    "--schedule", str(self.log_dir / "beat-schedule"),
-                ],
-            )  # fmt: skip
+            self.stack.start("celery-beat", beat_cmd(self.log_dir / "beat-schedule", a.log_level))
         deadline = time.monotonic() + 60
         while True:
             self.stack.check_alive()

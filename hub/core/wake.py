@@ -32,7 +32,14 @@ def wake_on_commit(name: str, send: Callable[[], object]) -> None:
                 return
         except Exception as exc:  # the cache is down: send anyway, a duplicate wake-up is harmless
             logger.warning("wake-up flag unavailable (%s); sending %s wake-up unconditionally", exc, name)
-        send()
+        try:
+            send()
+        except Exception as exc:
+            # The broker is down. The work is committed and the beat sweeper re-wakes it; failing
+            # here would turn the caller's committed request into an error. Drop the flag so the
+            # next producer tries again instead of waiting for it to expire.
+            logger.warning("%s wake-up not sent (%s); the sweeper will pick the work up", name, exc)
+            wake_clear(name)
 
     transaction.on_commit(_maybe_send)
 
