@@ -176,7 +176,8 @@ def inbound_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
 
     Each claim counts as a crash until the message's processing settles: ``crash_count`` goes up in
     the claiming UPDATE, committed before any work starts, so a worker killed mid-message (whose
-    transaction rolls back) still leaves the count behind. A message whose earlier claims already
+    transaction rolls back) still leaves the count behind. A message that has crashed before is
+    claimed alone, so only its own crashes add up (a killed batch charges each of its messages once). A message whose earlier claims already
     crashed CROSSDOCK_INBOX_POISON_AFTER times is dead-lettered as poison here instead of returned
     (a backstop: the crash handler and the lease sweeper normally get there first).
     """
@@ -188,7 +189,13 @@ def inbound_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
             .order_by("received_at")
             .values_list("id", "crash_count")[:limit]
         )
-        ids = [pk for pk, crashes in rows if crashes < poison_after]
+        claimable = [(pk, crashes) for pk, crashes in rows if crashes < poison_after]
+        # A message whose last claim ended in a crash is claimed alone: a worker killed while it held
+        # a batch charged every message of that batch one crash, and only a message that crashes its
+        # worker again while alone may be the cause. So a kill -9 of busy workers never poisons the
+        # innocent messages of their batches.
+        suspect = next((pk for pk, crashes in claimable if crashes > 0), None)
+        ids = [suspect] if suspect is not None else [pk for pk, _ in claimable]
         if ids:
             InboundMessage.objects.filter(id__in=ids).update(
                 status=InboundMessage.Status.PROCESSING,

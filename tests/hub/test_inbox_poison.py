@@ -221,6 +221,29 @@ def test_claim_that_expired_counts_as_a_crash_and_the_nth_makes_the_message_pois
 
 
 @pytest.mark.django_db
+def test_a_killed_batch_does_not_poison_its_innocent_messages(settings):
+    """Workers killed every few seconds (the chaos soak) must not poison the messages of the batches
+    they held: after a crash, a message is claimed alone, so only its own crashes add up."""
+    settings.CROSSDOCK_INBOX_POISON_AFTER = 3
+    connection = canonical_connection()
+    messages = [receive(connection, event_body(ShipmentFactory().reference)) for _ in range(5)]
+    ids = [m.pk for m in messages]
+
+    assert inbox.inbound_batch_claim() == ids  # the worker holding all five is kill -9'd
+    assert expire_claims() == 5
+    for _ in range(2):  # the oldest, now claimed alone, kills its worker twice more
+        assert inbox.inbound_batch_claim() == [ids[0]]
+        assert expire_claims() == 1
+
+    assert inbox.inbox_drain() == 4
+    statuses = dict(InboundMessage.objects.values_list("pk", "status"))
+    assert statuses[ids[0]] == "failed"  # three crashes, the last two its own alone
+    assert DeadLetter.objects.get(message_id=ids[0]).reason.startswith("poison: crashed 3 times")
+    assert [statuses[pk] for pk in ids[1:]] == ["processed"] * 4
+    assert set(InboundMessage.objects.filter(pk__in=ids[1:]).values_list("crash_count", flat=True)) == {0}
+
+
+@pytest.mark.django_db
 def test_message_that_settles_forgets_its_earlier_crash(settings):
     settings.CROSSDOCK_INBOX_POISON_AFTER = 2
     connection = canonical_connection()
