@@ -25,6 +25,7 @@ from hub.deadletters.models import DeadLetter
 from hub.inbox import services as inbox
 from hub.inbox.models import InboundMessage
 from tests.factories.canonical import ShipmentFactory
+from tests.support.fuzz import CONFIGS
 from tests.support.timing import within
 
 JSON = "application/json"
@@ -292,23 +293,8 @@ def test_message_over_the_limit_without_a_crash_handler_is_poisoned_at_claim(set
 
 # --- The web tier -------------------------------------------------------------------------------------
 
-JSON_CONNECTIONS = {
-    "canonical": {},
-    "dcsa": {},
-    "tryton": {"url": "http://erp.example:8000", "database": "erp", "username": "hub"},
-    "bottlecrm": {"url": "http://crm.example:8000"},
-    "karrio": {
-        "url": "http://karrio.example:5002",
-        "carrier_id": "offline",
-        "service": "offline_standard",
-        "shipper": {
-            "person_name": "Dock 4",
-            "address_line1": "1 Dock St",
-            "city": "Montreal",
-            "country_code": "CA",
-        },
-    },
-}
+# Every connector that reads a JSON body (all but x12), with the fuzz suite's configs.
+JSON_CONNECTIONS = {key: config for key, config in CONFIGS.items() if key != "x12"}
 
 
 @pytest.mark.django_db
