@@ -560,18 +560,18 @@ def cmd_profile(args) -> None:
     rounds = 0
     while True:
         with _capture() as ctx:
-            ids = outbox.delivery_batch_claim()
-            if ids:
+            claim = outbox.delivery_batch_claim()
+            if claim:
                 if rounds == 2:
                     prof.enable()
-                outbox.delivery_batch_send(ids)
+                outbox.delivery_batch_send(claim)
                 if rounds == 2:
                     prof.disable()
         queries.extend(ctx.captured_queries)
-        if not ids:
+        if not claim:
             break
         rounds += 1
-        sent += len(ids)
+        sent += len(claim.ids)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     out["outbox"] = {
         "deliveries": sent,

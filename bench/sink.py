@@ -17,7 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class SinkState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.received: list[dict] = []  # every request, in arrival order
+        self.received: list[dict] = []  # every request, in arrival order, recorded when answered
+        self.arrived: list[
+            str | None
+        ] = []  # each request's Idempotency-Key when it arrives, before any delay
         self.script: list[int] = []
         self.retry_after: str | None = None
         self.delay_s = 0.0
@@ -77,6 +80,8 @@ def make_handler(state: SinkState):
                     state.delay_s = float(spec.get("delay_s", 0))
                 self._reply(200)
                 return
+            with state.lock:
+                state.arrived.append(self.headers.get("Idempotency-Key"))
             if state.delay_s:
                 time.sleep(state.delay_s)
             status, retry_after = state.next_status()

@@ -18,7 +18,9 @@ minutes. Instead the lease is short (``LEASE_S``) and the process holding it ren
 
 A renewal that fails (database restarting) is logged and tried again on the next beat; a lease that
 lapses while its worker still runs is safe, because every claimant re-checks the row's state under
-its lock and applying an event twice is a no-op (semantic keys, the ledger's look-up).
+its lock (an outbox delivery also its claim token, so a worker whose rows were claimed again neither
+renews nor records over the new claimant) and applying an event twice is a no-op (semantic keys,
+the ledger's look-up).
 
 Where it is tested: the heartbeat itself and an inbox drain slower than its lease in
 ``tests/hub/test_lease.py``; a worker killed mid-send, picked up again within the default lease, and

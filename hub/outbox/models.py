@@ -51,6 +51,9 @@ class Delivery(TimestampedModel):
     attempts_total = models.PositiveIntegerField(default=0, help_text="Attempts over the delivery's life.")
     next_attempt_at = models.DateTimeField()
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds the row while it is in flight: a worker whose lease lapsed and whose rows were
+    # claimed again renews, records and defers nothing, because its token no longer matches.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     # Per-(subscription, shipment) order: only the lowest ordering_seq not yet settled may go out.
     ordering_key = models.CharField(max_length=64)
     ordering_seq = models.PositiveBigIntegerField()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.cache import cache
@@ -218,13 +218,27 @@ def envelope(event: OutboxEvent) -> dict[str, Any]:
 # --- Claiming and sending ---------------------------------------------------------------------------
 
 
-def delivery_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """Deliveries claimed together, and the token that proves the claim is still this worker's."""
+
+    token: UUID
+    ids: list[UUID]
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+
+def delivery_batch_claim(*, limit: int = BATCH_SIZE) -> DeliveryClaim:
     """Claim due deliveries that are at the head of their (subscription, shipment) line.
 
     A delivery waits while an earlier one for the same subscription and shipment is pending or in
     flight, so a receiver gets each shipment's updates in sequence. Concurrent claimers skip rows
-    locked by each other.
+    locked by each other. Every row claimed carries the claim's token: renewals, outcomes and
+    deferrals match on it, so a worker that lost its lease (and its rows to a new claim) cannot
+    record over the new claimant.
     """
+    token = uuid4()
     now = timezone.now()
     earlier = Delivery.objects.filter(
         subscription_id=OuterRef("subscription_id"),
@@ -243,9 +257,10 @@ def delivery_batch_claim(*, limit: int = BATCH_SIZE) -> list[UUID]:
         if ids:
             Delivery.objects.filter(id__in=ids).update(
                 status=Delivery.Status.IN_FLIGHT,
+                claim=token,
                 lease_until=now + timedelta(seconds=settings.CROSSDOCK_DELIVERY_LEASE_S),
             )
-    return ids
+    return DeliveryClaim(token, ids)
 
 
 @dataclass
@@ -253,6 +268,7 @@ class _Prepared:
     delivery: Delivery
     connection: Connection
     config: Any
+    claim: DeliveryClaim
     request: OutboundRequest | None = None
     result: SendResult | None = None
     error: ConnectorError | None = None
@@ -265,12 +281,12 @@ def outbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
     tried = 0
     while time.monotonic() - started < budget_s:
         wake_clear(OUTBOX_WAKE)
-        ids = delivery_batch_claim()
-        if not ids:
+        claim = delivery_batch_claim()
+        if not claim:
             _schedule_next_wake()
             return tried
-        delivery_batch_send(ids)
-        tried += len(ids)
+        delivery_batch_send(claim)
+        tried += len(claim.ids)
     _send_wake()
     return tried
 
@@ -292,22 +308,29 @@ def _schedule_next_wake() -> None:
         _send_wake(countdown=max(0.05, slot * TIMER_SLOT_S - time.time()))
 
 
-def _deliveries_lease_renew(ids: list[UUID]) -> int:
-    """Extend the lease of the batch's deliveries still in flight (finished or deferred ones are left)."""
-    return Delivery.objects.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).update(
+def _ours(claim: DeliveryClaim, ids: list[UUID] | None = None):
+    """The claim's deliveries that are still in flight under it (not finished, deferred or re-claimed)."""
+    return Delivery.objects.filter(
+        id__in=claim.ids if ids is None else ids, status=Delivery.Status.IN_FLIGHT, claim=claim.token
+    )
+
+
+def _deliveries_lease_renew(claim: DeliveryClaim) -> int:
+    """Extend the lease of the claim's deliveries still in flight under it."""
+    return _ours(claim).update(
         lease_until=timezone.now() + timedelta(seconds=settings.CROSSDOCK_DELIVERY_LEASE_S)
     )
 
 
-def delivery_batch_send(ids: list[UUID]) -> None:
+def delivery_batch_send(claim: DeliveryClaim) -> None:
     """Send claimed deliveries, keeping their lease alive while the requests run (hub.core.lease):
     a worker killed mid-send gives them back within one lease, a slow receiver never does."""
     every_s = settings.CROSSDOCK_DELIVERY_LEASE_S / 3
-    with lease_kept(partial(_deliveries_lease_renew, ids), every_s=every_s, name="outbox"):
-        _batch_send(ids)
+    with lease_kept(partial(_deliveries_lease_renew, claim), every_s=every_s, name="outbox"):
+        _batch_send(claim)
 
 
-def _batch_send(ids: list[UUID]) -> None:
+def _batch_send(claim: DeliveryClaim) -> None:
     """Send claimed deliveries that are still ours and record each outcome.
 
     Steps: load the rows still in flight; per connection, ask the breaker once how many may go
@@ -315,11 +338,7 @@ def _batch_send(ids: list[UUID]) -> None:
     concurrently; record attempts and new states; then tell the breaker each connection's answers
     in one call (successes and transient failures; a permanent error says nothing of its health).
     """
-    deliveries = list(
-        Delivery.objects.filter(id__in=ids, status=Delivery.Status.IN_FLIGHT).select_related(
-            "event", "subscription__connection"
-        )
-    )
+    deliveries = list(_ours(claim).select_related("event", "subscription__connection"))
     configured: list[tuple[Delivery, Any]] = []
     for delivery in deliveries:
         connection = delivery.subscription.connection
@@ -328,7 +347,11 @@ def _batch_send(ids: list[UUID]) -> None:
         except Exception as exc:  # config no longer valid: an operator must fix the connection
             _finish(
                 _Prepared(
-                    delivery, connection, None, error=PermanentError(f"connection config invalid: {exc}")
+                    delivery,
+                    connection,
+                    None,
+                    claim,
+                    error=PermanentError(f"connection config invalid: {exc}"),
                 )
             )
     policies: dict[UUID, breaker.BreakerPolicy] = {}
@@ -346,14 +369,14 @@ def _batch_send(ids: list[UUID]) -> None:
         connection = delivery.subscription.connection
         admission = admissions[connection.pk]
         if admission.allowed <= 0:
-            _defer(delivery, admission.wait_s, admission.why)
+            _defer(claim, delivery, admission.wait_s, admission.why)
             continue
         admissions[connection.pk] = replace(admission, allowed=admission.allowed - 1)
         wait = breaker.rate_limit_take(connection.pk, getattr(config, "rate_limit_per_s", None))
         if wait:
-            _defer(delivery, wait, "rate limited")
+            _defer(claim, delivery, wait, "rate limited")
             continue
-        item = _Prepared(delivery, connection, config)
+        item = _Prepared(delivery, connection, config, claim)
         spec = registry.get(connection.connector)
         if spec.connector.event_operation is not None:
             _perform_event_operation(item, spec.connector.event_operation)
@@ -458,10 +481,11 @@ def _send_one(item: _Prepared) -> None:
         item.error = TransientError(f"unexpected {type(exc).__name__}: {exc}")
 
 
-def _defer(delivery: Delivery, wait_s: float, why: str) -> None:
+def _defer(claim: DeliveryClaim, delivery: Delivery, wait_s: float, why: str) -> None:
     """Put a claimed delivery back without spending an attempt (circuit open or half-open, rate limit)."""
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.IN_FLIGHT).update(
+    _ours(claim, [delivery.pk]).update(
         status=Delivery.Status.PENDING,
+        claim=None,
         lease_until=None,
         next_attempt_at=timezone.now() + timedelta(seconds=wait_s),
         last_error=f"deferred: {why}",
@@ -471,16 +495,17 @@ def _defer(delivery: Delivery, wait_s: float, why: str) -> None:
 def _finish_delivered(items: list[_Prepared]) -> list[UUID]:
     """Record a batch's successful sends in three queries (not a transaction per delivery).
 
-    Only deliveries still in flight are ours: one whose lease expired and was taken over is skipped,
-    like ``_finish`` does one at a time. Returns the ids recorded as delivered.
+    Only deliveries still in flight under the batch's claim are ours: one whose lease expired and
+    was taken over is skipped, like ``_finish`` does one at a time. Returns the ids recorded as
+    delivered.
     """
     if not items:
         return []
     now = timezone.now()
     with transaction.atomic():
         ours = set(
-            Delivery.objects.select_for_update(no_key=True)
-            .filter(pk__in=[item.delivery.pk for item in items], status=Delivery.Status.IN_FLIGHT)
+            _ours(items[0].claim, [item.delivery.pk for item in items])
+            .select_for_update(no_key=True)
             .values_list("pk", flat=True)
         )
         kept = [item for item in items if item.delivery.pk in ours]
@@ -507,6 +532,7 @@ def _finish_delivered(items: list[_Prepared]) -> list[UUID]:
                 delivered_at=now,
                 attempts=F("attempts") + 1,
                 attempts_total=F("attempts_total") + 1,
+                claim=None,
                 lease_until=None,
                 last_status_code=status_code,
                 last_error="",
@@ -525,9 +551,7 @@ def _finish(item: _Prepared) -> bool:
     max_attempts = getattr(item.config, "max_attempts", 8) if item.config else 1
     base_s = getattr(item.config, "backoff_base_s", 5.0) if item.config else 5.0
     with transaction.atomic():
-        still_ours = Delivery.objects.select_for_update(no_key=True).filter(
-            pk=delivery.pk, status=Delivery.Status.IN_FLIGHT
-        )
+        still_ours = _ours(item.claim, [delivery.pk]).select_for_update(no_key=True)
         if not still_ours.exists():
             return False  # lease expired and another worker took it over; its outcome wins
         attempt = DeliveryAttempt(
@@ -540,6 +564,7 @@ def _finish(item: _Prepared) -> bool:
         fields: dict[str, Any] = {
             "attempts": number,
             "attempts_total": delivery.attempts_total + 1,
+            "claim": None,
             "lease_until": None,
             "last_status_code": status_code,
         }
@@ -586,7 +611,7 @@ def delivery_leases_expire() -> int:
     """Put abandoned in-flight deliveries (worker died mid-send) back to pending; they go out again
     with the same Idempotency-Key, so a receiver that already had them can drop the repeat."""
     return Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, lease_until__lt=timezone.now()).update(
-        status=Delivery.Status.PENDING, lease_until=None, next_attempt_at=timezone.now()
+        status=Delivery.Status.PENDING, claim=None, lease_until=None, next_attempt_at=timezone.now()
     )
 
 

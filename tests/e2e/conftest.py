@@ -93,6 +93,11 @@ class SinkDriver:
         with self.state.lock:
             return list(self.state.received)
 
+    def arrivals(self) -> list[str | None]:
+        """Idempotency keys of every request as it arrived, answered yet or not."""
+        with self.state.lock:
+            return list(self.state.arrived)
+
     def delivered(self) -> list[dict]:
         """Requests the sink answered 2xx, in arrival order."""
         return [r for r in self.records() if 200 <= r["status"] < 300]

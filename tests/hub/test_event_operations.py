@@ -5,6 +5,7 @@ never write it twice."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import uuid4
 
 import pytest
 from django.db import transaction
@@ -36,8 +37,9 @@ def _event(shipment) -> Delivery:
 
 
 def _send(delivery: Delivery) -> Delivery:
-    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.IN_FLIGHT)
-    outbox.delivery_batch_send([delivery.pk])
+    claim = outbox.DeliveryClaim(uuid4(), [delivery.pk])
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.IN_FLIGHT, claim=claim.token)
+    outbox.delivery_batch_send(claim)
     delivery.refresh_from_db()
     return delivery
 

@@ -209,10 +209,10 @@ def test_claim_returns_only_the_head_of_each_subscription_shipment_line():
 
     claimed = outbox.delivery_batch_claim()
 
-    assert set(claimed) == {a1.pk, b1.pk}
-    assert outbox.delivery_batch_claim() == []  # a2 waits while a1 is in flight
+    assert set(claimed.ids) == {a1.pk, b1.pk}
+    assert outbox.delivery_batch_claim().ids == []  # a2 waits while a1 is in flight
     Delivery.objects.filter(pk=a1.pk).update(status=Delivery.Status.DELIVERED)
-    assert outbox.delivery_batch_claim() == [a2.pk]
+    assert outbox.delivery_batch_claim().ids == [a2.pk]
 
 
 @pytest.mark.django_db
@@ -224,7 +224,7 @@ def test_each_subscription_has_its_own_line_for_the_same_shipment():
     fast_first = Delivery.objects.get(subscription=fast, ordering_seq=1)
     Delivery.objects.filter(pk=fast_first.pk).update(status=Delivery.Status.DELIVERED)
 
-    claimed = Delivery.objects.filter(pk__in=outbox.delivery_batch_claim())
+    claimed = Delivery.objects.filter(pk__in=outbox.delivery_batch_claim().ids)
 
     assert set(claimed.values_list("subscription_id", "ordering_seq")) == {(fast.pk, 2), (slow.pk, 1)}
 
@@ -237,10 +237,10 @@ def test_claim_skips_deliveries_not_yet_due_and_a_dead_head_does_not_block_its_l
     nxt = record(shipment, EventType.IN_TRANSIT, 20).deliveries.get()
     Delivery.objects.filter(pk=head.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
 
-    assert outbox.delivery_batch_claim() == []  # the head is not due, and the next waits for it
+    assert outbox.delivery_batch_claim().ids == []  # the head is not due, and the next waits for it
 
     Delivery.objects.filter(pk=head.pk).update(status=Delivery.Status.DEAD)
-    assert outbox.delivery_batch_claim() == [nxt.pk]
+    assert outbox.delivery_batch_claim().ids == [nxt.pk]
 
 
 def _deliveries_for(count: int, *, followers: bool) -> tuple[set, set]:
@@ -265,7 +265,7 @@ def test_two_concurrent_delivery_claimers_never_get_the_same_row():
         try:
             start.wait(timeout=10)
             while batch := outbox.delivery_batch_claim(limit=3):
-                claimed[name].extend(batch)
+                claimed[name].extend(batch.ids)
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -294,7 +294,7 @@ def test_delivery_claimer_skips_rows_held_by_another_claimer():
     def holder() -> None:
         try:
             with transaction.atomic():
-                claimed["a"] = outbox.delivery_batch_claim(limit=3)
+                claimed["a"] = outbox.delivery_batch_claim(limit=3).ids
                 a_has_claimed.set()
                 b_is_done.wait(timeout=10)
         except BaseException as exc:
@@ -306,7 +306,7 @@ def test_delivery_claimer_skips_rows_held_by_another_claimer():
     def other() -> None:
         try:
             a_has_claimed.wait(timeout=10)
-            claimed["b"] = outbox.delivery_batch_claim(limit=100)
+            claimed["b"] = outbox.delivery_batch_claim(limit=100).ids
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -415,7 +415,7 @@ def test_expired_delivery_lease_returns_it_to_pending_now():
     subscribe(webhook("all"))
     abandoned = record(ShipmentFactory()).deliveries.get()
     working = record(ShipmentFactory()).deliveries.get()
-    assert set(outbox.delivery_batch_claim()) == {abandoned.pk, working.pk}
+    assert set(outbox.delivery_batch_claim().ids) == {abandoned.pk, working.pk}
     Delivery.objects.filter(pk=abandoned.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
 
     returned = outbox.delivery_leases_expire()
@@ -471,9 +471,9 @@ def peer():
 
 
 def _send_due() -> list:
-    ids = outbox.delivery_batch_claim()
-    outbox.delivery_batch_send(ids)
-    return ids
+    claim = outbox.delivery_batch_claim()
+    outbox.delivery_batch_send(claim)
+    return claim.ids
 
 
 @pytest.mark.django_db
@@ -517,7 +517,7 @@ def test_5xx_with_retry_after_schedules_a_retry_no_sooner_than_the_peer_asked(pe
     assert attempt.outcome == "retry"
     assert attempt.next_attempt_at == delivery.next_attempt_at
     assert not DeadLetter.objects.exists()
-    assert outbox.delivery_batch_claim() == []  # not due yet
+    assert outbox.delivery_batch_claim().ids == []  # not due yet
 
 
 @pytest.mark.django_db
@@ -602,17 +602,39 @@ def test_rate_limit_defers_sends_over_the_limit(peer):
 def test_claim_whose_lease_expired_sends_nothing_and_the_new_claim_sends_once(peer):
     subscribe(webhook("peer", peer.url))
     delivery = record(ShipmentFactory()).deliveries.get()
-    stale_ids = outbox.delivery_batch_claim()
+    stale = outbox.delivery_batch_claim()
     Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     assert outbox.delivery_leases_expire() == 1
 
-    outbox.delivery_batch_send(stale_ids)  # the slow worker wakes up after losing its lease
+    outbox.delivery_batch_send(stale)  # the slow worker wakes up after losing its lease
 
     assert peer.requests == []
     assert Delivery.objects.get(pk=delivery.pk).status == "pending"
     _send_due()
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts_total, len(peer.requests)) == ("delivered", 1, 1)
+
+
+@pytest.mark.django_db
+def test_a_worker_whose_rows_were_claimed_again_records_nothing_over_the_new_claim(peer):
+    subscribe(webhook("peer", peer.url))
+    delivery = record(ShipmentFactory()).deliveries.get()
+    stale = outbox.delivery_batch_claim()
+    Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    outbox.delivery_leases_expire()
+    fresh = outbox.delivery_batch_claim()  # in flight again, under another worker's claim
+    assert fresh.ids == stale.ids and fresh.token != stale.token
+
+    outbox.delivery_batch_send(stale)  # the slow worker wakes up: the row is in flight, but not its
+
+    assert peer.requests == []
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.claim, delivery.attempts_total) == ("in_flight", fresh.token, 0)
+    assert outbox._deliveries_lease_renew(stale) == 0  # its heartbeat cannot extend the new lease
+    outbox.delivery_batch_send(fresh)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.claim, delivery.attempts_total) == ("delivered", None, 1)
+    assert len(peer.requests) == 1
 
 
 @pytest.mark.django_db
