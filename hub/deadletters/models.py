@@ -7,8 +7,9 @@ from django.db.models import Q
 
 from canonical.models import TimestampedModel
 from hub.connections.models import Connection
-from hub.inbox.models import InboundMessage
-from hub.outbox.models import Delivery
+
+# The message and delivery a letter keeps are named by app label, not imported: dead letters sit
+# below the inbox and the outbox in the hub's layers (docs/subsystems/runtime.md).
 
 
 class DeadLetter(TimestampedModel):
@@ -30,7 +31,7 @@ class DeadLetter(TimestampedModel):
     error_class = models.CharField(max_length=100)
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="dead_letters")
     message = models.ForeignKey(
-        InboundMessage, on_delete=models.CASCADE, null=True, blank=True, related_name="dead_letters"
+        "inbox.InboundMessage", on_delete=models.CASCADE, null=True, blank=True, related_name="dead_letters"
     )
     item_index = models.IntegerField(
         null=True,
@@ -38,7 +39,7 @@ class DeadLetter(TimestampedModel):
         help_text="Which document of the message failed; empty when the whole message did.",
     )
     delivery = models.OneToOneField(
-        Delivery, on_delete=models.CASCADE, null=True, blank=True, related_name="dead_letter"
+        "outbox.Delivery", on_delete=models.CASCADE, null=True, blank=True, related_name="dead_letter"
     )
     payload = models.BinaryField(help_text="The original bytes (message body, or the failed document).")
     payload_content_type = models.CharField(max_length=200, blank=True)

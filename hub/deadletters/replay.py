@@ -1,12 +1,17 @@
-"""Replaying dead letters, singly or in bulk, and the beat sweeper that keeps the pipeline moving.
+"""Replaying dead letters, singly or in bulk, and auto-replay of letters whose shipment appeared.
 
 A replay uses the current connection config and mappings (it re-runs the pipeline from the stored
 bytes), records who replayed and why, and when it fails again the same letter is updated.
+
+This app sits below the apps whose failures it keeps: inbox registers how a message letter is
+replayed and outbox how a delivery letter is (``replayer_register``, from their ``AppConfig.ready``),
+so nothing here imports them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,15 +21,34 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from canonical.models import Shipment
+from hub.core import work
 from hub.deadletters.models import DeadLetter, ReplayJob
-from hub.inbox import services as inbox
-from hub.inbox.models import InboundMessage
-from hub.outbox import services as outbox
 
 logger = logging.getLogger(__name__)
 
 BULK_CHUNK = 100  # letters replayed per task run before the job re-enqueues itself
 DRY_RUN_SAMPLE = 20  # letters listed in a dry-run answer
+
+
+REPLAY_JOBS = "replay-jobs"  # the work queue of bulk replays (hub.core.work)
+AUTO_REPLAY_ACTOR = "system:auto-replay"
+
+# How a letter is replayed, by what failed: "message" (an inbound message or one of its documents,
+# re-run synchronously) and "delivery" (a fresh round of attempts, queued). Registered by the apps.
+Replayer = Callable[[DeadLetter], None]
+_replayers: dict[str, Replayer] = {}
+
+
+def replayer_register(kind: str, replayer: Replayer) -> None:
+    _replayers[kind] = replayer
+
+
+def _replayer(kind: str) -> Replayer:
+    try:
+        return _replayers[kind]
+    except KeyError:
+        raise LookupError(f"no dead-letter replayer for {kind!r} letters is registered") from None
 
 
 @dataclass(frozen=True)
@@ -45,16 +69,10 @@ def dead_letter_replay(*, letter_id: UUID, actor: str, reason: str) -> ReplayOut
             last_replay_reason=reason,
         )
         if letter.delivery_id is not None:
-            outbox.delivery_requeue(delivery=letter.delivery)
+            _replayer("delivery")(letter)
             letter.refresh_from_db()
             return ReplayOutcome(letter=letter, succeeded=None)
-        message = letter.message
-        if letter.item_index is None:
-            # The whole message again (parse failed, or its only document failed).
-            InboundMessage.objects.filter(pk=message.pk).update(status=InboundMessage.Status.PROCESSING)
-            inbox.inbound_message_process(message_id=message.pk)
-        else:
-            inbox.inbound_message_process(message_id=message.pk, only_item=letter.item_index)
+        _replayer("message")(letter)
         letter.refresh_from_db()
     return ReplayOutcome(letter=letter, succeeded=letter.status == DeadLetter.Status.REPLAYED)
 
@@ -97,10 +115,13 @@ def replay_job_create(*, filters: dict[str, Any], actor: str, reason: str) -> Re
         job = ReplayJob.objects.create(
             filters=filters, reason=reason, requested_by=actor[:150], total=len(ids), letter_ids=ids
         )
-        from hub.deadletters.tasks import replay_job_run_task
-
-        transaction.on_commit(lambda: replay_job_run_task.delay(str(job.pk)))
+        work.enqueue_on_commit(REPLAY_JOBS, job.pk)
     return job
+
+
+def replay_jobs_unfinished(*, limit: int = 10) -> list[UUID]:
+    """Jobs not done (queued, or left by a worker that died); the sweeper sends each again."""
+    return list(ReplayJob.objects.exclude(status=ReplayJob.Status.DONE).values_list("id", flat=True)[:limit])
 
 
 def replay_job_run(*, job_id: UUID) -> bool:
@@ -129,36 +150,29 @@ def replay_job_run(*, job_id: UUID) -> bool:
         return job.status != ReplayJob.Status.DONE
 
 
-# --- The sweeper (beat, every few seconds) ----------------------------------------------------------
+# --- Auto-replay (a sweep hook) ---------------------------------------------------------------------
 
 
-def pipeline_sweep() -> dict[str, int]:
-    """Re-wake stuck work and auto-replay letters whose shipment has appeared. Idempotent."""
-    report = {
-        "inbound_leases_expired": inbox.inbound_leases_expire(),
-        "delivery_leases_expired": outbox.delivery_leases_expire(),
-        "auto_replayed": 0,
-    }
-    if inbox.inbound_waiting_exists():
-        inbox._send_wake()
-    if outbox.deliveries_due_exist():
-        outbox._send_wake()
-    for letter_id in inbox.open_apply_letters_ready():
+def letters_waiting_ready(*, limit: int = 500) -> list[UUID]:
+    """Apply-stage letters waiting for a shipment that now exists (auto-replay candidates)."""
+    return list(
+        DeadLetter.objects.filter(
+            status=DeadLetter.Status.OPEN,
+            stage=DeadLetter.Stage.APPLY,
+            waiting_for_shipment__in=Shipment.objects.values("reference"),
+        ).values_list("id", flat=True)[:limit]
+    )
+
+
+def letters_auto_replay() -> int:
+    """Replay every letter whose shipment has appeared. Returns how many now succeeded. Idempotent."""
+    succeeded = 0
+    for letter_id in letters_waiting_ready():
         try:
             outcome = dead_letter_replay(
-                letter_id=letter_id, actor="system:auto-replay", reason="shipment now exists"
+                letter_id=letter_id, actor=AUTO_REPLAY_ACTOR, reason="shipment now exists"
             )
         except DeadLetter.DoesNotExist:
             continue
-        report["auto_replayed"] += bool(outcome.succeeded)
-    from hub.ledger.services import side_effects_due
-    from hub.ledger.tasks import side_effect_retry_task
-
-    for effect_id in side_effects_due():
-        side_effect_retry_task.delay(str(effect_id))
-        report["writes_retried"] = report.get("writes_retried", 0) + 1
-    for job_id in ReplayJob.objects.exclude(status=ReplayJob.Status.DONE).values_list("id", flat=True)[:10]:
-        from hub.deadletters.tasks import replay_job_run_task
-
-        replay_job_run_task.delay(str(job_id))
-    return report
+        succeeded += bool(outcome.succeeded)
+    return succeeded

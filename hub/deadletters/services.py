@@ -3,12 +3,16 @@ updates the same letter (same stage/reason fields, replay counters kept) instead
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import IntegrityError, transaction
 
 from hub.connections.models import Connection
 from hub.deadletters.models import DeadLetter
-from hub.inbox.models import InboundMessage
-from hub.outbox.models import Delivery
+
+if TYPE_CHECKING:  # the layers above: dead letters are recorded by them, never import them
+    from hub.inbox.models import InboundMessage
+    from hub.outbox.models import Delivery
 
 REASON_MAX_CHARS = 4000  # characters of reason kept; a stack of validation errors can be long
 

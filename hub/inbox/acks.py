@@ -16,28 +16,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from uuid import UUID
-
-from django.db import transaction
 
 from connectors import registry
 from connectors.base import InboundRequest
 from connectors.errors import ConnectorError
 from hub.connections.services import connection_config
+from hub.core import work
 from hub.inbox.models import InboundMessage
 from hub.ledger.services import control_number_next, side_effect_payload_once, side_effect_perform
 
 logger = logging.getLogger(__name__)
+
+ACKNOWLEDGE_TASK = "hub.inbox.acknowledge"
 
 
 def acknowledge_on_commit(message: InboundMessage) -> None:
     """Once a message's first processing commits, send its acknowledgements (a task, by id)."""
     if registry.get(message.connection.connector).connector.acknowledge_operation is None:
         return
-    from hub.inbox.tasks import inbox_acknowledge_task
-
-    transaction.on_commit(partial(inbox_acknowledge_task.delay, str(message.pk)))
+    work.task_on_commit(ACKNOWLEDGE_TASK, message.pk)
 
 
 def message_acknowledge(*, message_id: UUID) -> int:

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 POLL_LEASE_S = LEASE_S  # seconds a poll holds its connection, renewed by a heartbeat while it runs
 
 
+POLLS = "polls"  # the work queue of connections due a poll (hub.core.work)
+
+
 def connections_poll_due() -> list[UUID]:
     """Active connections with a poll interval whose last poll is at least that old."""
     now = timezone.now()

@@ -56,9 +56,10 @@ from connectors.base import InboundRequest
 from connectors.errors import ConnectorError, MappingError, NotSupported, ParseError
 from hub.connections.models import Connection
 from hub.connections.services import connection_config
+from hub.core import work
 from hub.core.correlation import correlation_scope
 from hub.core.lease import lease_kept
-from hub.core.wake import claim_helper_slot, wake_clear, wake_on_commit
+from hub.core.wake import claim_helper_slot, wake_clear
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record, dead_letter_settle
 from hub.inbox.acks import acknowledge_on_commit
@@ -101,9 +102,7 @@ class Crash(Exception):
 
 
 def _send_wake() -> None:
-    from hub.inbox.tasks import inbox_drain_task
-
-    inbox_drain_task.delay()
+    work.send(INBOX_WAKE)
 
 
 def inbound_message_receive(
@@ -160,7 +159,7 @@ def inbound_message_receive(
                     }
                 ],
             )
-            wake_on_commit(INBOX_WAKE, _send_wake)
+            work.wake_on_commit(INBOX_WAKE)
     except IntegrityError:
         existing = InboundMessage.objects.only("id", "status").get(connection=connection, idempotency_key=key)
         return Received(message=existing, created=False)
@@ -601,18 +600,16 @@ def inbound_leases_expire() -> int:
     return returned + poisoned
 
 
+def message_letter_replay(letter: DeadLetter) -> None:
+    """Replay a message's letter (hub.deadletters.replay): the whole message again when parsing
+    failed or its only document did, else just the document that failed."""
+    message = letter.message
+    if letter.item_index is None:
+        InboundMessage.objects.filter(pk=message.pk).update(status=InboundMessage.Status.PROCESSING)
+        inbound_message_process(message_id=message.pk)
+    else:
+        inbound_message_process(message_id=message.pk, only_item=letter.item_index)
+
+
 def inbound_waiting_exists() -> bool:
     return InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED).exists()
-
-
-def open_apply_letters_ready() -> list[UUID]:
-    """Apply-stage letters waiting for a shipment that now exists (auto-replay candidates)."""
-    from canonical.models import Shipment
-
-    return list(
-        DeadLetter.objects.filter(
-            status=DeadLetter.Status.OPEN,
-            stage=DeadLetter.Stage.APPLY,
-            waiting_for_shipment__in=Shipment.objects.values("reference"),
-        ).values_list("id", flat=True)[:500]
-    )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
 
 from hub.inbox import acks, dropfolder, polling, services
 
@@ -10,13 +9,6 @@ from hub.inbox import acks, dropfolder, polling, services
 def inbox_drain_task() -> None:
     """Wake-up: process waiting inbound messages (claimed from PostgreSQL in batches)."""
     services.inbox_drain()
-
-
-@shared_task(name="hub.inbox.poll_due", soft_time_limit=20, time_limit=30, ignore_result=True)
-def inbox_poll_due_task() -> None:
-    """Beat: enqueue a poll for every connection whose interval has passed."""
-    for connection_id in polling.connections_poll_due():
-        transaction.on_commit(lambda pk=str(connection_id): inbox_poll_task.delay(pk))
 
 
 @shared_task(name="hub.inbox.poll", acks_late=True, soft_time_limit=240, time_limit=270, ignore_result=True)

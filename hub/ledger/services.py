@@ -265,6 +265,7 @@ def side_effect_payload_once(
     return existing if existing else build()
 
 
+WRITES = "writes"  # the work queue of writes the sweeper retries (hub.core.work)
 SWEEP_RETRY_BASE_S = 15.0  # seconds; back-off base for writes the sweeper retries (doubling, capped)
 SWEEP_RETRY_MAX_S = 3600.0
 SWEEP_MAX_ATTEMPTS = 12  # a write still failing transiently after this many tries is marked failed

@@ -7,7 +7,6 @@ from django.db.models import Q
 
 from canonical.models import Shipment, TimestampedModel
 from hub.connections.models import Subscription
-from hub.inbox.models import InboundMessage
 
 
 class OutboxEvent(TimestampedModel):
@@ -24,7 +23,7 @@ class OutboxEvent(TimestampedModel):
     occurred_at = models.DateTimeField()
     data = models.JSONField(help_text="The envelope's data: the event and the subject's current state.")
     message = models.ForeignKey(
-        InboundMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="outbox_events"
+        "inbox.InboundMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="outbox_events"
     )
     correlation_id = models.CharField(max_length=128, blank=True)
 

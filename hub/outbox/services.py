@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -22,7 +21,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef
 from django.utils import timezone
@@ -34,9 +32,10 @@ from connectors.base import OutboundRequest, SendResult
 from connectors.errors import ConnectorError, PermanentError, TransientError
 from hub.connections.models import Connection, Subscription
 from hub.connections.services import connection_config, connection_secret
+from hub.core import work
 from hub.core.http import SafeHttpClient
 from hub.core.lease import lease_kept
-from hub.core.wake import wake_clear, wake_on_commit
+from hub.core.wake import wake_clear
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.services import dead_letter_record
 from hub.ledger.services import side_effect_perform
@@ -50,19 +49,12 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 50  # deliveries claimed per round; sent concurrently
 SEND_THREADS = 8  # concurrent HTTP requests per worker process
 DRAIN_BUDGET_S = 25.0  # seconds per drain task before it hands over to a fresh one
-SHORT_WAKE_S = 10.0  # retries due sooner than this get a timed wake-up; later ones wait for the sweeper
-TIMER_SLOT_S = 0.25  # seconds; timed wake-ups are rounded up to slots of this length (at most 4 a second)
 OUTBOX_WAKE = "outbox"
 SOURCE = "crossdock"
 
 
-def _send_wake(countdown: float | None = None) -> None:
-    from hub.outbox.tasks import outbox_drain_task
-
-    if countdown:
-        outbox_drain_task.apply_async(countdown=countdown)
-    else:
-        outbox_drain_task.delay()
+def _send_wake() -> None:
+    work.send(OUTBOX_WAKE)
 
 
 def subscriptions_active() -> list[SubscriptionView]:
@@ -170,7 +162,7 @@ def outbox_event_record(
     deliveries = _deliveries_for(outbox, subscriptions, timezone.now())
     if deliveries:
         Delivery.objects.bulk_create(deliveries)
-        wake_on_commit(OUTBOX_WAKE, _send_wake)
+        work.wake_on_commit(OUTBOX_WAKE)
     return outbox
 
 
@@ -196,7 +188,7 @@ def outbox_events_record_bulk(
     deliveries = [delivery for row in rows for delivery in _deliveries_for(row, subscriptions, now)]
     if deliveries:
         Delivery.objects.bulk_create(deliveries)
-        wake_on_commit(OUTBOX_WAKE, _send_wake)
+        work.wake_on_commit(OUTBOX_WAKE)
     return rows
 
 
@@ -275,8 +267,10 @@ class _Prepared:
     started_at: Any = None
 
 
-def outbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
-    """Send due deliveries until none are due or the budget is spent. Returns how many were tried."""
+def outbox_drain(*, budget_s: float = DRAIN_BUDGET_S, timer_slot: int | None = None) -> int:
+    """Send due deliveries until none are due or the budget is spent. Returns how many were tried.
+    ``timer_slot``: the timed wake-up that started this drain (hub.core.work.wake_at)."""
+    work.timer_fired(OUTBOX_WAKE, timer_slot)
     started = time.monotonic()
     tried = 0
     while time.monotonic() - started < budget_s:
@@ -292,20 +286,12 @@ def outbox_drain(*, budget_s: float = DRAIN_BUDGET_S) -> int:
 
 
 def _schedule_next_wake() -> None:
+    """A retry due within seconds gets a timed wake-up at its due time; later ones, the sweeper."""
     soonest = Delivery.objects.filter(status=Delivery.Status.PENDING).aggregate(at=Min("next_attempt_at"))[
         "at"
     ]
-    if soonest is None:
-        return
-    wait = (soonest - timezone.now()).total_seconds()
-    if wait > SHORT_WAKE_S:
-        return
-    # One timed wake-up per due-time slot, however many drainers see the same due time. The key names
-    # the slot: a timer already set for an earlier slot (firing now, or about to) must not suppress
-    # this later one, or the work due then would wait for the sweeper.
-    slot = math.ceil(soonest.timestamp() / TIMER_SLOT_S)
-    if cache.add(f"wake:{OUTBOX_WAKE}:timer:{slot}", 1, timeout=max(1, int(wait) + 2)):
-        _send_wake(countdown=max(0.05, slot * TIMER_SLOT_S - time.time()))
+    if soonest is not None:
+        work.wake_at(OUTBOX_WAKE, soonest.timestamp())
 
 
 def _ours(claim: DeliveryClaim, ids: list[UUID] | None = None):
@@ -621,9 +607,14 @@ def deliveries_due_exist() -> bool:
     ).exists()
 
 
+def delivery_letter_replay(letter: DeadLetter) -> None:
+    """Replay a delivery's letter (hub.deadletters.replay): a fresh round of attempts, queued."""
+    delivery_requeue(delivery=letter.delivery)
+
+
 def delivery_requeue(*, delivery: Delivery) -> None:
     """Replay a dead delivery: a fresh set of attempts, sent with the same Idempotency-Key."""
     Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.DEAD).update(
         status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), lease_until=None
     )
-    wake_on_commit(OUTBOX_WAKE, _send_wake)
+    work.wake_on_commit(OUTBOX_WAKE)

@@ -9,9 +9,10 @@ from hub.outbox import services, tenders
 
 
 @shared_task(name="hub.outbox.drain", soft_time_limit=50, time_limit=60)
-def outbox_drain_task() -> None:
-    """Wake-up: send due deliveries (claimed from PostgreSQL in batches)."""
-    services.outbox_drain()
+def outbox_drain_task(timer_slot: int | None = None) -> None:
+    """Wake-up: send due deliveries (claimed from PostgreSQL in batches). ``timer_slot``: set when a
+    timed wake-up (hub.core.work.wake_at) sent it."""
+    services.outbox_drain(timer_slot=timer_slot)
 
 
 @shared_task(name="hub.outbox.tender", acks_late=True, soft_time_limit=60, time_limit=90, ignore_result=True)

@@ -21,8 +21,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from canonical.errors import ConflictError, DomainError, NotFoundError
+from canonical.errors import ConflictError, DomainError, NotFoundError, ValidationFailed
 from connectors.errors import ConnectorError, TransientError
+from hub.core import work
 from hub.core.correlation import correlation_id_get, correlation_id_new, correlation_scope
 from hub.core.lease import LEASE_S, lease_kept
 from hub.outbox.retry import backoff_delay
@@ -35,10 +36,11 @@ logger = logging.getLogger(__name__)
 MAX_STEPS_PER_ADVANCE = 50  # a guard against a flow that never stops; the sweeper continues it
 
 
-def _enqueue(run_id: UUID) -> None:
-    from hub.workflows.tasks import workflow_advance_task
+WORKFLOWS = "workflows"  # the work queue of runs due to advance (hub.core.work)
 
-    transaction.on_commit(partial(workflow_advance_task.delay, str(run_id)))
+
+def _enqueue(run_id: UUID) -> None:
+    work.enqueue_on_commit(WORKFLOWS, run_id)
 
 
 def _act(run: WorkflowRun, action: str, *, reason: str = "", actor: str = "", step: str = "") -> None:
@@ -342,8 +344,6 @@ def _locked(run_id: UUID) -> WorkflowRun:
 
 def _need_reason(reason: str) -> None:
     if not reason.strip():
-        from canonical.errors import ValidationFailed
-
         raise ValidationFailed("a reason is required", errors=[{"field": "reason", "message": "required"}])
 
 

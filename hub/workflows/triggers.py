@@ -65,6 +65,11 @@ def workflow_triggers_scan() -> dict[str, int]:
     return started
 
 
+def workflow_triggers_started() -> int:
+    """The sweep hook: scan the triggers, return how many runs started."""
+    return sum(workflow_triggers_scan().values())
+
+
 def flow_config_save(
     *, flow: str, enabled: bool, connections: dict[str, str], options: dict | None = None
 ) -> FlowConfig:

@@ -29,8 +29,8 @@ from canonical.milestones import shipment_apply_milestone
 from hub.connections.models import Connection
 from hub.connections.services import connection_save, subscription_save
 from hub.core.schedule import PERIODIC_TASKS
+from hub.core.work import work_sweep
 from hub.deadletters.models import DeadLetter
-from hub.deadletters.replay import pipeline_sweep
 from hub.outbox import breaker
 from hub.outbox import services as outbox
 from hub.outbox.models import Delivery, DeliveryAttempt
@@ -157,13 +157,13 @@ def _backlog(url: str, n: int, **config) -> Connection:
 def _beat() -> Callable[[], None]:
     """The pipeline sweep on beat's schedule (no beat process runs in these tests): it wakes
     deliveries due later than a timed wake-up covers, such as those held for a whole cool-off."""
-    every_s = PERIODIC_TASKS["pipeline-sweep"].every_s
+    every_s = PERIODIC_TASKS["sweep"].every_s
     last = [time.monotonic()]
 
     def tick() -> None:
         if time.monotonic() - last[0] >= every_s:
             last[0] = time.monotonic()
-            pipeline_sweep()
+            work_sweep()
 
     return tick
 

@@ -17,8 +17,8 @@ from django.conf import settings
 
 from canonical.models import Shipment, ShipmentEvent
 from connectors import signing
+from hub.core.work import work_sweep
 from hub.deadletters.models import DeadLetter
-from hub.deadletters.replay import pipeline_sweep
 from hub.inbox.models import InboundMessage
 from hub.outbox import breaker
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
@@ -316,6 +316,43 @@ def test_retry_after_from_the_receiver_is_honoured_over_a_tiny_backoff(worker, p
     assert Delivery.objects.get().status == Delivery.Status.DELIVERED
 
 
+def test_sub_second_retries_are_woken_by_their_timers_and_finish_within_twice_their_schedule(
+    worker, pipeline, sink, unique
+):
+    # Six deliveries fail twice each, then succeed. No sweeper runs here: every retry must be woken by
+    # its own timed wake-up, close to its due time, never left for the 5 s sweeper.
+    scac = pipeline.carrier()
+    refs = [f"SHP-{unique}-{n}" for n in range(6)]
+    for ref in refs:
+        pipeline.shipment(ref, carrier=scac)
+    pipeline.inbound_connection("tms-in")
+    pipeline.outbound_connection(sink.url, backoff_base_s=0.3)
+    sink.script([500] * 2 * len(refs))
+    pipeline.send("tms-in", [milestone(ref, "DEPARTED_PICKUP", 90) for ref in refs])
+
+    wait_until(lambda: _deliveries_settled(len(refs)), timeout=30, what="every delivery settled")
+
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.DELIVERED}
+    late_s, spans = [], []
+    for delivery in Delivery.objects.all():
+        attempts = list(delivery.attempt_log.order_by("number"))
+        assert [a.outcome for a in attempts][-1] == DeliveryAttempt.Outcome.DELIVERED
+        retries = [a for a in attempts if a.outcome == DeliveryAttempt.Outcome.RETRY]
+        # How late each retry started after it fell due; the sweeper would make this seconds.
+        late_s += [
+            (nxt.started_at - a.next_attempt_at).total_seconds()
+            for a, nxt in itertools.pairwise(attempts)
+            if a.next_attempt_at
+        ]
+        schedule = (retries[-1].next_attempt_at - attempts[0].started_at).total_seconds() if retries else 0.0
+        actual = (attempts[-1].started_at - attempts[0].started_at).total_seconds()
+        spans.append((actual, schedule))
+    assert len(late_s) == 2 * len(refs), "two retries each"
+    assert max(late_s) < 1.0, sorted(late_s)
+    # The whole: each delivery's last attempt within twice its schedule (plus a timer slot per retry).
+    assert all(actual <= 2 * schedule + 0.5 for actual, schedule in spans), spans
+
+
 # --- 7: circuit breaker ---------------------------------------------------------------------------
 
 
@@ -493,7 +530,7 @@ def test_worker_killed_mid_delivery_loses_nothing_and_repeats_keep_their_key(
         timeout=settings.CROSSDOCK_DELIVERY_LEASE_S + 30,
         what="every delivery settled",
         interval=0.5,
-        each=pipeline_sweep,
+        each=work_sweep,
     )
     # Picked up again within the lease (30 s by default), plus a sweep and the worker's start.
     recovered_s = time.monotonic() - killed_at
@@ -542,7 +579,7 @@ def test_a_live_worker_keeps_its_slow_deliveries_past_their_lease_and_nothing_is
         timeout=60,
         what="every delivery settled",
         interval=0.2,
-        each=pipeline_sweep,
+        each=work_sweep,
     )
     time.sleep(SETTLE_S)
 
@@ -607,7 +644,7 @@ def test_bad_messages_are_kept_and_dead_lettered_by_stage_and_unknown_shipments_
         lambda: DeadLetter.objects.get(pk=apply.pk).status == DeadLetter.Status.REPLAYED,
         what="the waiting letter auto-replayed",
         interval=0.5,
-        each=pipeline_sweep,
+        each=work_sweep,
     )
     letter = DeadLetter.objects.get(pk=apply.pk)
     assert (letter.replay_count, letter.last_replayed_by) == (1, "system:auto-replay")

@@ -20,7 +20,7 @@ from canonical.models import Shipment, ShipmentEvent
 from hub.connections.models import Connection
 from hub.connections.services import connection_save
 from hub.deadletters.models import DeadLetter
-from hub.deadletters.replay import dead_letter_replay
+from hub.deadletters.replay import dead_letter_replay, letters_waiting_ready
 from hub.inbox import services as inbox
 from hub.inbox.models import InboundMessage
 from hub.mappings.services import mapping_cache_clear
@@ -397,9 +397,9 @@ def test_unknown_shipment_is_dead_lettered_at_apply_waiting_for_it():
     letter = DeadLetter.objects.get(message=message)
     assert (letter.stage, letter.waiting_for_shipment) == ("apply", "SHP-LATER")
     assert "SHP-LATER" in letter.reason
-    assert inbox.open_apply_letters_ready() == []
+    assert letters_waiting_ready() == []
     ShipmentFactory(reference="SHP-LATER")
-    assert inbox.open_apply_letters_ready() == [letter.pk]
+    assert letters_waiting_ready() == [letter.pk]
 
 
 @pytest.mark.django_db

@@ -11,8 +11,8 @@ import pytest
 
 from canonical.models import FreightCharge, Shipment
 from hub.connections.services import connection_save
+from hub.core.work import work_sweep
 from hub.deadletters.models import DeadLetter
-from hub.deadletters.replay import pipeline_sweep
 from hub.inbox import services as inbox
 from tests.connectors.x12.support import FIXTURES
 
@@ -69,7 +69,7 @@ def test_a_210_waits_for_its_shipment_then_records_its_charges_once(partner):
     assert (letter.stage, letter.waiting_for_shipment) == ("apply", "291226")
 
     Shipment.objects.create(reference="291226")
-    pipeline_sweep()  # the sweeper replays letters whose shipment now exists
+    work_sweep()  # the sweeper replays letters whose shipment now exists
     letter.refresh_from_db()
     assert letter.status == "replayed"
     charges = sorted(FreightCharge.objects.values_list("kind", "amount", "currency", "source_ref"))
