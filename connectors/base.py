@@ -14,14 +14,14 @@ crash, a timeout), asks ``lookup`` to find that record by its business key befor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 from canonical.contracts.v1 import DOCUMENT_CONTRACTS
-from connectors.errors import NotSupported
+from connectors.errors import ConnectorError, NotSupported
 
 CAPABILITIES = ("verify", "natural_id", "parse", "map", "render", "send", "poll", "operate", "lookup")
 SYSTEMS = ("erp", "crm", "tms", "carrier", "partner")
@@ -36,10 +36,21 @@ class InboundRequest:
 
 @dataclass(frozen=True)
 class ParseResult:
-    """Native documents read from one message, plus non-fatal problems found while reading."""
+    """What ``parse`` read from one message. Every field the hub reads is declared here, empty by
+    default, so a connector fills only what it has and the hub never probes for an attribute.
 
-    documents: list[Any]
+    - ``documents``: native documents, each handed to ``map``;
+    - ``problems``: non-fatal problems found while reading;
+    - ``acknowledgements``: one input per received group the sender expects acknowledged, each
+      performed as the connector's ``acknowledge_operation`` (X12: a 997 per functional group);
+    - ``interchange_acknowledgements``: one input per received interchange acknowledged on its own,
+      performed as ``interchange_acknowledge_operation`` (X12: a TA1).
+    """
+
+    documents: list[Any] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    acknowledgements: list[dict[str, Any]] = field(default_factory=list)
+    interchange_acknowledgements: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -96,10 +107,26 @@ class OperationContext:
     connection_slug: str = ""
 
 
+@dataclass(frozen=True)
+class Operation:
+    """One entry of a connector's ``operation_table``: the function that performs the write and,
+    when the connector can find an earlier write by business key, the one that looks it up (reads
+    only). Their signatures are the connector's own (it calls them from ``operate``/``lookup``
+    after building its client); the table only fixes which names exist."""
+
+    perform: Callable[..., OperationResult]
+    lookup: Callable[..., OperationResult | None] | None = None
+
+
 class Connector:
     """Base with every capability unsupported. ``config`` is the validated ``Config`` instance."""
 
-    #: Operations ``operate`` accepts, e.g. ("order.create", "shipment.create"); listed by the API.
+    #: The writes ``operate`` performs, by name: ``{"order.create": Operation(...), ...}``. The one
+    #: place a connector names its operations: ``operations`` is derived from it (a subclass may not
+    #: declare both), so what the API lists and what ``operate`` dispatches cannot disagree.
+    operation_table: ClassVar[Mapping[str, Operation]] = {}
+    #: Names of ``operation_table`` (derived, in table order), e.g. ("order.create", "shipment.create");
+    #: listed by the API and checked by the ledger and workflows before a write.
     operations: ClassVar[tuple[str, ...]] = ()
     #: The operation that delivers a subscribed canonical event (its CloudEvents envelope as the
     #: payload), for systems of record that take events as writes rather than one HTTP request;
@@ -108,6 +135,37 @@ class Connector:
     #: The operation that acknowledges a received message (an X12 997 per functional group); the hub
     #: performs it once per message after first processing, with control numbers it keeps.
     acknowledge_operation: ClassVar[str | None] = None
+    #: The operation that acknowledges a received interchange on its own (an X12 TA1), performed
+    #: once per ``ParseResult.interchange_acknowledgements`` item; None: the connector sends none.
+    interchange_acknowledge_operation: ClassVar[str | None] = None
+    #: Whether ``verify`` authenticates its own system's webhooks (Karrio's shared secret,
+    #: BottleCRM's and DCSA's HMAC headers), so the hub lets a call without an API key reach it.
+    #: False for a connector whose ``verify`` checks the Crossdock signature (the hub recognises
+    #: that by its header) or that does not verify at all.
+    verifies_own_webhooks: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "operations" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__}: declare operation_table (name -> Operation); operations derives from it"
+            )
+        cls.operations = tuple(cls.operation_table)
+        for attr in ("event_operation", "acknowledge_operation", "interchange_acknowledge_operation"):
+            name = getattr(cls, attr)
+            if name is not None and name not in cls.operation_table:
+                raise TypeError(f"{cls.__name__}.{attr} {name!r} is not in its operation_table")
+
+    @classmethod
+    def operation_get(
+        cls, operation: str, *, owner: str, error: type[ConnectorError] = NotSupported
+    ) -> Operation:
+        """The table entry for ``operation``; raises ``error`` ("<owner> has no operation 'x'") when
+        the connector has none by that name."""
+        entry = cls.operation_table.get(operation)
+        if entry is None:
+            raise error(f"{owner} has no operation {operation!r}")
+        return entry
 
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         """Authenticate an inbound call (HMAC, shared key). Raises AuthError; returns None when valid."""
@@ -155,7 +213,7 @@ class Connector:
         raise NotSupported("poll")
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        """Perform one write in the external system (``operation`` is one of ``operations``).
+        """Perform one write in the external system (``operation`` is a key of ``operation_table``).
 
         ``payload`` is canonical JSON; the connector maps it to the system's shape. Raises
         TransientError (retry), PermanentError/AuthError (dead letter) or MappingError.
@@ -208,6 +266,12 @@ class ConnectorSpec:
     @property
     def capabilities(self) -> list[str]:
         return [name for name in CAPABILITIES if getattr(self.connector, name) is not self.base_methods[name]]
+
+    @property
+    def verifies_own_webhooks(self) -> bool:
+        """Whether a call without an API key may be handed to this connector's ``verify`` (it
+        authenticates its system's own webhooks; see ``Connector.verifies_own_webhooks``)."""
+        return self.connector.verifies_own_webhooks and "verify" in self.capabilities
 
     def instance(self) -> Connector:
         return self.connector()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -80,6 +81,32 @@ def json_body(body: bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_B
         raise ParseError(f"unreadable JSON: {exc}") from None
     except RecursionError:  # only when a caller raised max_depth past what the interpreter allows
         raise ParseError(f"JSON nested too deeply to read (limit {max_depth} levels)") from None
+
+
+def json_body_or_none(body: bytes) -> Any:
+    """``json_body(body)``, or None when the body is unreadable. For ``natural_id``: an unreadable
+    body has no id of its own (the hub keys it by its hash) and ``parse`` refuses it with the reason."""
+    try:
+        return json_body(body)
+    except ParseError:
+        return None
+
+
+def json_object(
+    body: bytes, *, required: Mapping[str, type | tuple[type, ...]], expected: str
+) -> dict[str, Any]:
+    """Decode a body that must be one JSON object with the ``required`` keys, each holding a value of
+    the given type (``object``: any value, None included). Pure.
+
+    Raises ParseError: ``json_body``'s detail when the body is not JSON, else ``expected`` (the
+    connector's own sentence naming the shape it reads) when it is not such an object.
+    """
+    doc = json_body(body)
+    if not isinstance(doc, dict) or any(
+        key not in doc or not isinstance(doc[key], kind) for key, kind in required.items()
+    ):
+        raise ParseError(expected)
+    return doc
 
 
 def _check_depth(text: str, max_depth: int) -> None:

@@ -1,7 +1,8 @@
 """`X-Crossdock-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` (public contract v1).
 
 The same scheme (``t=<unix>,v1=<hex>``, HMAC-SHA256 of ``"<t>." + body``) signs BottleCRM's webhooks
-under its own header name, so both verify here. A verified signature is also a one-time token:
+under its own header name, so both verify here: a ``SignatureScheme`` names the header and the
+tolerance, and ``CROSSDOCK`` is Crossdock's own. A verified signature is also a one-time token:
 ``replay_nonce`` names it and says how long it could still be replayed, and the hub refuses it the
 second time (docs/subsystems/network.md).
 """
@@ -11,8 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from connectors.errors import AuthError
+
+if TYPE_CHECKING:
+    from connectors.base import InboundRequest
 
 HEADER = "X-Crossdock-Signature"
 TOLERANCE_S = 300  # seconds a signature stays valid: bounds replay of a captured request
@@ -71,3 +77,28 @@ def replay_nonce(header: str, *, now: float | None = None, tolerance_s: int = TO
     t, given = _parse(header, "signature")
     current = time.time() if now is None else now
     return f"{t}.{given.lower()}", max(1, int(t + tolerance_s - current) + 1)
+
+
+@dataclass(frozen=True)
+class SignatureScheme:
+    """This module's scheme as one peer uses it: the header carrying the signature and how many
+    seconds a signature stays valid. The one verifier every signed connector calls."""
+
+    header: str = HEADER
+    tolerance_s: int = TOLERANCE_S
+
+    def verify(self, secret: str, body: bytes, header: str | None, *, now: float | None = None) -> None:
+        """``verify`` with this scheme's header name and tolerance. Raises AuthError."""
+        verify(secret, body, header, now=now, header_name=self.header, tolerance_s=self.tolerance_s)
+
+    def verify_request(self, request: InboundRequest, secret: str | None) -> None:
+        """Verify an inbound request by this scheme's header (missing secret: AuthError)."""
+        self.verify(secret or "", request.body, request.headers.get(self.header.lower()))
+
+    def replay_nonce_of(self, request: InboundRequest) -> tuple[str, int] | None:
+        """``replay_nonce`` of a request ``verify_request`` accepted; None without the header."""
+        header = request.headers.get(self.header.lower())
+        return replay_nonce(header, tolerance_s=self.tolerance_s) if header else None
+
+
+CROSSDOCK = SignatureScheme()

@@ -22,6 +22,7 @@ endpoint's secret for an inbound one. Custom fields (text, filterable) must exis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -31,19 +32,21 @@ from connectors.base import (
     Connector,
     ConnectorSpec,
     InboundRequest,
+    Operation,
     OperationContext,
     OperationResult,
     ParseResult,
 )
 from connectors.bottlecrm import mapping, operations
 from connectors.bottlecrm.client import CrmApi
-from connectors.errors import NotSupported, ParseError
-from connectors.jsonbody import json_body
+from connectors.errors import NotSupported
+from connectors.jsonbody import json_body_or_none, json_object
 from connectors.mapping import MappingSet, load_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
-SIGNATURE_HEADER = "X-BottleCRM-Signature"
-SIGNATURE_TOLERANCE_S = 300  # seconds a webhook signature stays valid: bounds replay of a captured call
+# BottleCRM signs exactly as Crossdock does (connectors/signing.py), under its own header name;
+# a signature stays valid 300 seconds, which bounds replay of a captured call.
+SIGNATURE = signing.SignatureScheme(header="X-BottleCRM-Signature", tolerance_s=300)
 CUSTOM_FIELD_KEY = r"^[a-z][a-z0-9_]*$"  # BottleCRM's rule for custom-field keys
 
 
@@ -87,103 +90,110 @@ def _mappings(ctx: OperationContext) -> MappingSet:
     return MappingSet.from_data(DEFAULT_MAPPINGS.get("outbound"))
 
 
+def _internal(config: Any) -> bool:
+    return bool(config.internal_comments)
+
+
+def _plain(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A table entry for an operations.py function that needs no config."""
+    return lambda api, fields, payload, mappings, config: function(api, fields, payload, mappings)
+
+
 class BottleCrmConnector(Connector):
+    #: Each entry takes ``(api, fields, payload, mappings, config)``; the functions live in
+    #: operations.py, and every lookup is the search its perform starts with.
+    operation_table = {
+        "account.upsert": Operation(
+            perform=_plain(operations.account_upsert),
+            lookup=_plain(operations.account_find),
+        ),
+        "contact.upsert": Operation(
+            perform=_plain(operations.contact_upsert),
+            lookup=_plain(operations.contact_find),
+        ),
+        "shipment.status": Operation(
+            perform=_plain(operations.shipment_status),
+            lookup=_plain(operations.shipment_status_find),
+        ),
+        "case.open": Operation(
+            perform=_plain(operations.case_open),
+            lookup=_plain(operations.case_open_find),
+        ),
+        "case.comment": Operation(
+            perform=lambda api, fields, payload, mappings, config: operations.case_comment(
+                api, fields, payload, mappings, internal=_internal(config)
+            ),
+            lookup=_plain(operations.case_comment_find),
+        ),
+        "case.close": Operation(
+            perform=lambda api, fields, payload, mappings, config: operations.case_close(
+                api, fields, payload, mappings, internal=_internal(config)
+            ),
+            lookup=_plain(operations.case_close_find),
+        ),
+        "case.reopen": Operation(
+            perform=lambda api, fields, payload, mappings, config: operations.case_reopen(
+                api, fields, payload, mappings, internal=_internal(config), status=config.reopen_status
+            ),
+            lookup=_plain(operations.case_reopen_find),
+        ),
+    }
     #: A subscription on a BottleCRM connection keeps each shipment's status in front of the account
     #: team: every canonical event becomes a ``shipment.status`` write (through the hub's ledger).
     event_operation = "shipment.status"
-    operations = (
-        "account.upsert",
-        "contact.upsert",
-        "shipment.status",
-        "case.open",
-        "case.comment",
-        "case.close",
-        "case.reopen",
-    )
+    verifies_own_webhooks = True  # X-BottleCRM-Signature
 
     # --- writes --------------------------------------------------------------------------------------
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        payload = _from_envelope(operation, payload)
-        config: Any = ctx.config
-        api = CrmApi(url=str(config.url), token=ctx.secret, http=ctx.client)
-        fields = operations.Fields(config)
-        mappings = _mappings(ctx)
-        internal = bool(config.internal_comments)
-        if operation == "account.upsert":
-            return operations.account_upsert(api, fields, payload, mappings)
-        if operation == "contact.upsert":
-            return operations.contact_upsert(api, fields, payload, mappings)
-        if operation == "shipment.status":
-            return operations.shipment_status(api, fields, payload, mappings)
-        if operation == "case.open":
-            return operations.case_open(api, fields, payload, mappings)
-        if operation == "case.comment":
-            return operations.case_comment(api, fields, payload, mappings, internal=internal)
-        if operation == "case.close":
-            return operations.case_close(api, fields, payload, mappings, internal=internal)
-        if operation == "case.reopen":
-            return operations.case_reopen(
-                api, fields, payload, mappings, internal=internal, status=config.reopen_status
-            )
-        raise NotSupported(f"bottlecrm has no operation {operation!r}")
+        entry = self.operation_get(operation, owner="bottlecrm")
+        return entry.perform(*self._arguments(operation, payload, ctx))
 
     def lookup(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
     ) -> OperationResult | None:
-        payload = _from_envelope(operation, payload)
+        find = self.operation_get(operation, owner="bottlecrm").lookup
+        if find is None:
+            raise NotSupported("lookup")
+        return find(*self._arguments(operation, payload, ctx))
+
+    @staticmethod
+    def _arguments(operation: str, payload: dict[str, Any], ctx: OperationContext) -> tuple[Any, ...]:
+        """What every table entry takes: ``(api, fields, payload, mappings, config)``."""
         config: Any = ctx.config
         api = CrmApi(url=str(config.url), token=ctx.secret, http=ctx.client)
-        fields = operations.Fields(config)
-        finders = {
-            "account.upsert": operations.account_find,
-            "contact.upsert": operations.contact_find,
-            "shipment.status": operations.shipment_status_find,
-            "case.open": operations.case_open_find,
-            "case.comment": operations.case_comment_find,
-            "case.close": operations.case_close_find,
-            "case.reopen": operations.case_reopen_find,
-        }
-        if operation not in finders:
-            raise NotSupported(f"bottlecrm has no operation {operation!r}")
-        return finders[operation](api, fields, payload, _mappings(ctx))
+        return api, operations.Fields(config), _from_envelope(operation, payload), _mappings(ctx), config
 
     # --- webhooks ------------------------------------------------------------------------------------
 
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
-        verify_signature(secret or "", request.body, request.headers.get(SIGNATURE_HEADER.lower()))
+        SIGNATURE.verify_request(request, secret)
 
     def replay_nonce(self, request: InboundRequest) -> tuple[str, int] | None:
-        header = request.headers.get(SIGNATURE_HEADER.lower())
-        return signing.replay_nonce(header, tolerance_s=SIGNATURE_TOLERANCE_S) if header else None
+        return SIGNATURE.replay_nonce_of(request)
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         delivery = request.headers.get("x-bottlecrm-delivery")
-        try:
-            envelope = json_body(request.body)
-        except ParseError:
-            envelope = None
+        envelope = json_body_or_none(request.body)
         if isinstance(envelope, dict) and isinstance(envelope.get("id"), str) and envelope["id"]:
             return f"event:{envelope['id']}"  # the same on every retry of the delivery
         return f"delivery:{delivery}" if delivery else None
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        envelope = json_body(request.body)
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("event"), str):
-            raise ParseError("expected a BottleCRM webhook envelope: an object with 'event' and 'data'")
+        envelope = json_object(
+            request.body,
+            required={"event": str},
+            expected="expected a BottleCRM webhook envelope: an object with 'event' and 'data'",
+        )
         return ParseResult(documents=[envelope])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
         return mapping.ticket_event_to_milestones(document)
 
 
-def verify_signature(secret: str, body: bytes, header: str | None, *, now: float | None = None) -> None:
-    """Raises AuthError unless ``header`` is a fresh ``t=<unix>,v1=<hex>`` HMAC-SHA256 of ``"<t>." + body``.
-
-    BottleCRM signs exactly as Crossdock does (connectors/signing.py), under its own header name."""
-    signing.verify(
-        secret, body, header, now=now, header_name=SIGNATURE_HEADER, tolerance_s=SIGNATURE_TOLERANCE_S
-    )
+#: ``verify_signature(secret, body, header, now=None)``: raises AuthError unless ``header`` is a fresh
+#: ``t=<unix>,v1=<hex>`` HMAC-SHA256 of ``"<t>." + body`` (the shared verifier, BottleCRM's header).
+verify_signature = SIGNATURE.verify
 
 
 CONNECTOR = ConnectorSpec(

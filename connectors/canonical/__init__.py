@@ -10,7 +10,7 @@ from canonical.contracts.v1 import DOCUMENT_CONTRACTS
 from connectors import signing
 from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
 from connectors.errors import ParseError
-from connectors.jsonbody import json_body
+from connectors.jsonbody import json_body, json_body_or_none
 
 
 class Config(BaseModel):
@@ -19,21 +19,17 @@ class Config(BaseModel):
 
 class CanonicalConnector(Connector):
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
-        signing.verify(secret or "", request.body, request.headers.get(signing.HEADER.lower()))
+        signing.CROSSDOCK.verify_request(request, secret)
 
     def replay_nonce(self, request: InboundRequest) -> tuple[str, int] | None:
-        header = request.headers.get(signing.HEADER.lower())
-        return signing.replay_nonce(header) if header else None
+        return signing.CROSSDOCK.replay_nonce_of(request)
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         # A single event's event_id identifies the message; a batch has no single id (body hash is used),
         # so a list is not even decoded here: this runs in the web process, before the 202.
         if request.body[:256].lstrip()[:1] != b"{":
             return None
-        try:
-            doc = json_body(request.body)
-        except ParseError:
-            return None
+        doc = json_body_or_none(request.body)
         if isinstance(doc, dict) and isinstance(doc.get("event_id"), str) and doc["event_id"]:
             return f"event:{doc['event_id']}"
         return None

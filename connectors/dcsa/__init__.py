@@ -24,8 +24,8 @@ from canonical.contracts.v1 import EventType
 from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
 from connectors.dcsa import mapping as dcsa_mapping
 from connectors.dcsa import schema as dcsa_schema
-from connectors.errors import AuthError, ParseError
-from connectors.jsonbody import json_body
+from connectors.errors import AuthError
+from connectors.jsonbody import json_body_or_none
 from connectors.mapping import MappingSet, load_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
@@ -51,6 +51,8 @@ def _key(secret: str) -> bytes:
 
 
 class DcsaConnector(Connector):
+    verifies_own_webhooks = True  # Notification-Signature: sha256=<hex HMAC of the body>
+
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         header = request.headers.get(SIGNATURE_HEADER, "")
         kind, _, signature = header.partition("=")
@@ -62,10 +64,7 @@ class DcsaConnector(Connector):
             raise AuthError("Notification-Signature does not match the body")
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
-        try:
-            data = json_body(request.body)
-        except ParseError:
-            return None
+        data = json_body_or_none(request.body)
         if isinstance(data, dict) and isinstance(data.get("events"), list):
             data = data["events"]
         if isinstance(data, list):

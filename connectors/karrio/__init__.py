@@ -55,6 +55,7 @@ Inbound webhooks (``POST /api/v1/inbound/<slug>/``):
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -65,12 +66,13 @@ from connectors.base import (
     Connector,
     ConnectorSpec,
     InboundRequest,
+    Operation,
     OperationContext,
     OperationResult,
     ParseResult,
 )
-from connectors.errors import AuthError, NotSupported, ParseError
-from connectors.jsonbody import json_body
+from connectors.errors import AuthError, NotSupported
+from connectors.jsonbody import json_body_or_none, json_object
 from connectors.karrio import mapping, operations
 from connectors.karrio.client import KarrioClient, credentials
 from connectors.mapping import MappingSet, load_defaults
@@ -119,8 +121,32 @@ def _inbound_mappings(mappings: Any) -> MappingSet:
     return MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
 
 
+def _without_config(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A table entry for an operations.py function that takes only ``(client, payload)``."""
+    return lambda client, payload, config: function(client, payload)
+
+
 class KarrioConnector(Connector):
-    operations = ("order.create", "shipment.create", "shipment.cancel", "webhook.register")
+    #: Each entry takes ``(client, payload, config)``; the functions live in operations.py.
+    operation_table = {
+        "order.create": Operation(
+            perform=operations.order_create,
+            lookup=_without_config(operations.order_lookup),
+        ),
+        "shipment.create": Operation(
+            perform=operations.shipment_create,
+            lookup=_without_config(operations.shipment_lookup),
+        ),
+        "shipment.cancel": Operation(
+            perform=_without_config(operations.shipment_cancel),
+            lookup=_without_config(operations.shipment_cancel_lookup),
+        ),
+        "webhook.register": Operation(
+            perform=_without_config(operations.webhook_register),
+            lookup=_without_config(operations.webhook_lookup),
+        ),
+    }
+    verifies_own_webhooks = True  # the subscription's secret in X-Event-Id
 
     def verify(self, request: InboundRequest, secret: str | None, config: BaseModel) -> None:
         expected = credentials(secret).webhook_secret
@@ -131,49 +157,31 @@ class KarrioConnector(Connector):
             raise AuthError("X-Event-Id does not match the webhook secret")
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
-        try:
-            return mapping.natural_key(json_body(request.body))
-        except ParseError:
-            return None  # unreadable: the body hash is used, and parse dead-letters it
+        # unreadable (None): the body hash is used, and parse dead-letters it
+        return mapping.natural_key(json_body_or_none(request.body))
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        doc = json_body(request.body)
-        if (
-            not isinstance(doc, dict)
-            or not isinstance(doc.get("event"), str)
-            or not isinstance(doc.get("data"), dict)
-        ):
-            raise ParseError('expected a Karrio webhook: {"event": "<type>", "data": {...}}')
+        doc = json_object(
+            request.body,
+            required={"event": str, "data": dict},
+            expected='expected a Karrio webhook: {"event": "<type>", "data": {...}}',
+        )
         return ParseResult(documents=[doc])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
         return mapping.webhook_to_milestones(document, _inbound_mappings(mappings))
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        client = KarrioClient.from_context(ctx)
-        if operation == "order.create":
-            return operations.order_create(client, payload, ctx.config)
-        if operation == "shipment.create":
-            return operations.shipment_create(client, payload, ctx.config)
-        if operation == "shipment.cancel":
-            return operations.shipment_cancel(client, payload)
-        if operation == "webhook.register":
-            return operations.webhook_register(client, payload)
-        raise NotSupported(f"karrio has no operation {operation!r}")
+        entry = self.operation_get(operation, owner="karrio")
+        return entry.perform(KarrioClient.from_context(ctx), payload, ctx.config)
 
     def lookup(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
     ) -> OperationResult | None:
-        client = KarrioClient.from_context(ctx)
-        if operation == "order.create":
-            return operations.order_lookup(client, payload)
-        if operation == "shipment.create":
-            return operations.shipment_lookup(client, payload)
-        if operation == "shipment.cancel":
-            return operations.shipment_cancel_lookup(client, payload)
-        if operation == "webhook.register":
-            return operations.webhook_lookup(client, payload)
-        raise NotSupported(f"karrio has no operation {operation!r}")
+        find = self.operation_get(operation, owner="karrio").lookup
+        if find is None:
+            raise NotSupported("lookup")
+        return find(KarrioClient.from_context(ctx), payload, ctx.config)
 
 
 _EVENT_TYPES = [event_type.value for event_type in EventType]

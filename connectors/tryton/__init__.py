@@ -18,6 +18,7 @@ The secret is the Tryton user's password. Sessions are cached per process and re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
@@ -26,13 +27,14 @@ from connectors.base import (
     Connector,
     ConnectorSpec,
     InboundRequest,
+    Operation,
     OperationContext,
     OperationResult,
     ParseResult,
     PollResult,
 )
-from connectors.errors import NotSupported, ParseError
-from connectors.jsonbody import json_body
+from connectors.errors import NotSupported
+from connectors.jsonbody import json_body_or_none, json_object
 from connectors.mapping import MappingSet, load_defaults
 from connectors.tryton import operations
 from connectors.tryton.client import TrytonClient
@@ -89,28 +91,54 @@ def _mappings(mappings: Any, direction: str) -> MappingSet:
     return MappingSet.from_data(DEFAULT_MAPPINGS.get(direction))
 
 
+def _outbound(ctx: OperationContext) -> MappingSet:
+    return _mappings(ctx.mappings, "outbound")
+
+
+def _without_ctx(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A table entry for an operations.py function that takes only ``(client, payload)``."""
+    return lambda client, payload, ctx: function(client, payload)
+
+
 class TrytonConnector(Connector):
-    operations = (
-        "sale.link_shipment",
-        "shipment.record_cost",
-        "invoice.post",
-        "invoice.credit",
-        "invoice.debit",
-    )
+    #: Each entry takes ``(client, payload, ctx)``; the functions live in operations.py.
+    operation_table = {
+        "sale.link_shipment": Operation(
+            perform=lambda client, payload, ctx: operations.link_shipment(client, payload, _outbound(ctx)),
+            lookup=lambda client, payload, ctx: operations.link_shipment_lookup(
+                client, payload, _outbound(ctx)
+            ),
+        ),
+        "shipment.record_cost": Operation(
+            perform=_without_ctx(operations.record_cost),
+            lookup=_without_ctx(operations.record_cost_lookup),
+        ),
+        "invoice.post": Operation(
+            perform=_without_ctx(operations.invoice_post),
+            lookup=_without_ctx(operations.invoice_post_lookup),
+        ),
+        "invoice.credit": Operation(
+            perform=_without_ctx(operations.invoice_credit),
+            lookup=_without_ctx(operations.invoice_credit_lookup),
+        ),
+        "invoice.debit": Operation(
+            perform=_without_ctx(operations.invoice_debit),
+            lookup=_without_ctx(operations.invoice_debit_lookup),
+        ),
+    }
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
-        try:
-            doc = json_body(request.body)
-        except ParseError:
-            return None
+        doc = json_body_or_none(request.body)
         if isinstance(doc, dict) and doc.get("id") is not None and doc.get("last_modified_at"):
             return f"sale:{doc['id']}:{doc['last_modified_at']}"
         return None
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
-        doc = json_body(request.body)
-        if not isinstance(doc, dict) or "id" not in doc or "lines" not in doc:
-            raise ParseError("expected one Tryton sale object (with id and lines), as the poll stores them")
+        doc = json_object(
+            request.body,
+            required={"id": object, "lines": object},
+            expected="expected one Tryton sale object (with id and lines), as the poll stores them",
+        )
         return ParseResult(documents=[doc])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
@@ -121,34 +149,16 @@ class TrytonConnector(Connector):
         return operations.sales_poll(TrytonClient.from_context(ctx), ctx.config, cursor)
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        client = TrytonClient.from_context(ctx)
-        if operation == "sale.link_shipment":
-            return operations.link_shipment(client, payload, _mappings(ctx.mappings, "outbound"))
-        if operation == "shipment.record_cost":
-            return operations.record_cost(client, payload)
-        if operation == "invoice.post":
-            return operations.invoice_post(client, payload)
-        if operation == "invoice.credit":
-            return operations.invoice_credit(client, payload)
-        if operation == "invoice.debit":
-            return operations.invoice_debit(client, payload)
-        raise NotSupported(f"tryton has no operation {operation!r}")
+        entry = self.operation_get(operation, owner="tryton")
+        return entry.perform(TrytonClient.from_context(ctx), payload, ctx)
 
     def lookup(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
     ) -> OperationResult | None:
-        client = TrytonClient.from_context(ctx)
-        if operation == "sale.link_shipment":
-            return operations.link_shipment_lookup(client, payload, _mappings(ctx.mappings, "outbound"))
-        if operation == "shipment.record_cost":
-            return operations.record_cost_lookup(client, payload)
-        if operation == "invoice.post":
-            return operations.invoice_post_lookup(client, payload)
-        if operation == "invoice.credit":
-            return operations.invoice_credit_lookup(client, payload)
-        if operation == "invoice.debit":
-            return operations.invoice_debit_lookup(client, payload)
-        raise NotSupported(f"tryton has no operation {operation!r}")
+        find = self.operation_get(operation, owner="tryton").lookup
+        if find is None:
+            raise NotSupported("lookup")
+        return find(TrytonClient.from_context(ctx), payload, ctx)
 
 
 CONNECTOR = ConnectorSpec(

@@ -29,7 +29,6 @@ golden, broken-variant and fuzz tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -39,6 +38,7 @@ from connectors.base import (
     Connector,
     ConnectorSpec,
     InboundRequest,
+    Operation,
     OperationContext,
     OperationResult,
     ParseResult,
@@ -54,7 +54,6 @@ __all__ = [
     "CONNECTOR",
     "Config",
     "ControlNumbers",
-    "X12ParseResult",
     "next_control_number",
     "render_204",
     "render_997",
@@ -114,16 +113,6 @@ class Config(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
-class X12ParseResult(ParseResult):
-    """``ParseResult`` plus one 997 input per received functional group (see ``render_997``; the
-    first of an interchange carries its TA1 as ``ta1`` when one is due) and, in
-    ``interchange_acknowledgements``, the TA1s due for interchanges no 997 answers (``render_ta1``)."""
-
-    acknowledgements: list[dict[str, Any]] = field(default_factory=list)
-    interchange_acknowledgements: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _outbound(mappings: Any) -> MappingSet:
     if isinstance(mappings, MappingSet):
         return mappings
@@ -136,12 +125,44 @@ def _mapping_set(mappings: Any) -> MappingSet:
     return MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
 
 
+def _control_numbers(operation: str, payload: dict[str, Any]) -> ControlNumbers:
+    try:
+        return ControlNumbers(**payload["control"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PermanentError(f"{operation}: control numbers missing or invalid: {exc}") from None
+
+
+def _ack_ta1(payload: dict[str, Any], ctx: OperationContext) -> tuple[bytes, int, ControlNumbers | None]:
+    try:  # a TA1 has no group: only its ISA13 is drawn
+        number = payload["control"]["interchange"]
+        body = render_ta1(payload["interchange"], ctx.config, control=number)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PermanentError(f"ack.ta1: control numbers missing or invalid: {exc}") from None
+    return body, number, None
+
+
+def _ack_997(payload: dict[str, Any], ctx: OperationContext) -> tuple[bytes, int, ControlNumbers | None]:
+    control = _control_numbers("ack.997", payload)
+    return render_997(payload["group"], ctx.config, control=control), control.interchange, control
+
+
+def _tender_204(payload: dict[str, Any], ctx: OperationContext) -> tuple[bytes, int, ControlNumbers | None]:
+    control = _control_numbers("tender.204", payload)
+    body = render_204(payload["shipment"], ctx.config, control=control, mappings=_outbound(ctx.mappings))
+    return body, control.interchange, control
+
+
 class X12Connector(Connector):
     #: Outbound interchanges, POSTed to ``config.outbound_url``. The payload carries the control
     #: numbers the hub drew from its durable per-connection counter (``control``: interchange, group,
     #: transaction_set), so a resend after a crash is byte-for-byte the same interchange and the
-    #: partner's duplicate check recognises it.
-    operations = ("ack.997", "ack.ta1", "tender.204")
+    #: partner's duplicate check recognises it. Each entry renders ``(payload, ctx)`` to
+    #: ``(body, ISA13, control numbers or None)``; ``operate`` sends what it rendered.
+    operation_table = {
+        "ack.997": Operation(perform=_ack_997),
+        "ack.ta1": Operation(perform=_ack_ta1),
+        "tender.204": Operation(perform=_tender_204),
+    }
     acknowledge_operation = "ack.997"
     #: The operation that sends a TA1 for a received interchange (``interchange_acknowledgements``);
     #: its payload carries only ``control.interchange`` (a TA1 has no group).
@@ -149,24 +170,8 @@ class X12Connector(Connector):
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
         config = ctx.config
-        control: ControlNumbers | None = None
-        try:
-            if operation == "ack.ta1":  # a TA1 has no group: only its ISA13 is drawn
-                number = payload["control"]["interchange"]
-                body = render_ta1(payload["interchange"], config, control=number)
-            else:
-                control = ControlNumbers(**payload["control"])
-                number = control.interchange
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PermanentError(f"{operation}: control numbers missing or invalid: {exc}") from None
-        if control is None:
-            pass  # the TA1, rendered above
-        elif operation == "ack.997":
-            body = render_997(payload["group"], config, control=control)
-        elif operation == "tender.204":
-            body = render_204(payload["shipment"], config, control=control, mappings=_outbound(ctx.mappings))
-        else:
-            raise PermanentError(f"x12 has no operation {operation!r}")
+        render = self.operation_get(operation, owner="x12", error=PermanentError).perform
+        body, number, control = render(payload, ctx)
         if config.outbound_url is None:
             raise PermanentError(
                 f"{operation}: the connection has no outbound_url to send the interchange to"
@@ -207,7 +212,7 @@ class X12Connector(Connector):
             return None
         return f"isa:{isa[5].strip()}:{isa[6].strip()}:{isa[13].strip()}"
 
-    def parse(self, request: InboundRequest, config: BaseModel) -> X12ParseResult:
+    def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
         try:
             reading = x12_parser.read(request.body)
         except ParseError as exc:
@@ -221,7 +226,7 @@ class X12Connector(Connector):
             send_997=getattr(config, "send_997", True),
             send_ta1=getattr(config, "send_ta1", "requested"),
         )
-        return X12ParseResult(
+        return ParseResult(
             documents=x12_documents.documents(reading),
             problems=problems,
             acknowledgements=acknowledgements,

@@ -59,8 +59,8 @@ def message_acknowledge(*, message_id: UUID) -> int:
     except ConnectorError:
         return 0  # an unreadable interchange: nothing to acknowledge group by group
     writes: list[tuple[str, str, Callable[[], dict]]] = []
-    interchange_operation = getattr(spec.connector, "interchange_acknowledge_operation", None)
-    for interchange in getattr(parsed, "interchange_acknowledgements", []) if interchange_operation else []:
+    interchange_operation = spec.connector.interchange_acknowledge_operation
+    for interchange in parsed.interchange_acknowledgements if interchange_operation else []:
 
         def build_ta1(interchange=interchange) -> dict:
             number = control_number_next(connection=connection, name="interchange")
@@ -68,7 +68,7 @@ def message_acknowledge(*, message_id: UUID) -> int:
 
         key = f"{message.idempotency_key}:TA1:{interchange.get('control_number', '')}"
         writes.append((interchange_operation, key, build_ta1))
-    for group in getattr(parsed, "acknowledgements", []):
+    for group in parsed.acknowledgements:
 
         def build(group=group) -> dict:
             return {

@@ -18,6 +18,7 @@ from connectors.base import (
     Connector,
     ConnectorSpec,
     InboundRequest,
+    Operation,
     OperationContext,
     OperationResult,
     ParseResult,
@@ -54,8 +55,29 @@ class Config(BaseModel):
     serialize_writes: bool = False
 
 
+def _record_create(payload: dict[str, Any]) -> OperationResult:
+    if PEER.fail_next:
+        raise PEER.fail_next.pop(0)
+    PEER.in_flight += 1
+    PEER.most_in_flight = max(PEER.most_in_flight, PEER.in_flight)
+    time.sleep(float(payload.get("sleep_s", 0)))
+    PEER.in_flight -= 1
+    PEER.writes += 1
+    record_id = f"rec-{PEER.writes}"
+    PEER.records[record_id] = dict(payload)
+    return OperationResult(external_id=record_id, data={"name": payload.get("name")})
+
+
+def _record_find(payload: dict[str, Any]) -> OperationResult | None:
+    key = payload.get("key") or payload.get("id")
+    for record_id, record in PEER.records.items():
+        if (record.get("key") or record.get("id")) == key:
+            return OperationResult(external_id=record_id, data={"name": record.get("name")})
+    return None
+
+
 class TestPeerConnector(Connector):
-    operations = ("record.create",)
+    operation_table = {"record.create": Operation(perform=_record_create, lookup=_record_find)}
     event_operation = "record.create"  # subscribed events become records (keyed by their envelope id)
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
@@ -87,25 +109,14 @@ class TestPeerConnector(Connector):
         )
 
     def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        if PEER.fail_next:
-            raise PEER.fail_next.pop(0)
-        PEER.in_flight += 1
-        PEER.most_in_flight = max(PEER.most_in_flight, PEER.in_flight)
-        time.sleep(float(payload.get("sleep_s", 0)))
-        PEER.in_flight -= 1
-        PEER.writes += 1
-        record_id = f"rec-{PEER.writes}"
-        PEER.records[record_id] = dict(payload)
-        return OperationResult(external_id=record_id, data={"name": payload.get("name")})
+        return self.operation_get(operation, owner=KEY).perform(payload)
 
     def lookup(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
     ) -> OperationResult | None:
-        key = payload.get("key") or payload.get("id")
-        for record_id, record in PEER.records.items():
-            if (record.get("key") or record.get("id")) == key:
-                return OperationResult(external_id=record_id, data={"name": record.get("name")})
-        return None
+        find = self.operation_get(operation, owner=KEY).lookup
+        assert find is not None
+        return find(payload)
 
 
 CONNECTOR = ConnectorSpec(

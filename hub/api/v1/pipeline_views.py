@@ -270,9 +270,7 @@ class InboundView(APIView):
         secret, BottleCRM's HMAC)."""
         if "x-crossdock-signature" in headers:
             return True
-        return connection.connector not in ("canonical", "webhook") and (
-            "verify" in registry.get(connection.connector).capabilities
-        )
+        return registry.get(connection.connector).verifies_own_webhooks
 
     def _authorize(self, request, connection: Connection, inbound: InboundRequest) -> str | None:
         """Raises 401/403 unless the caller may post here. Returns the key of the signature nonce
