@@ -44,11 +44,18 @@ from connectors.base import (
     ParseResult,
 )
 from connectors.errors import AuthError, ParseError, PermanentError, TransientError
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import MappingSet
 from connectors.x12 import documents as x12_documents
 from connectors.x12 import mapping as x12_mapping
 from connectors.x12 import parser as x12_parser
-from connectors.x12.render import ControlNumbers, next_control_number, render_204, render_997, render_ta1
+from connectors.x12.render import (
+    DEFAULT_MAPPINGS,
+    ControlNumbers,
+    next_control_number,
+    render_204,
+    render_997,
+    render_ta1,
+)
 
 __all__ = [
     "CONNECTOR",
@@ -60,7 +67,6 @@ __all__ = [
     "render_ta1",
 ]
 
-DEFAULT_MAPPINGS = load_defaults(__file__)
 NATURAL_ID_SCAN_CHARS = 400  # characters read by natural_id (an ISA is 106; BOM and whitespace allowed)
 
 

@@ -20,7 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.errors import MappingError
-from connectors.mapping import MappingSet
+from connectors.mapping import MappingSet, load_defaults
+
+# The connector's shipped mappings (mappings/*.json beside this package); the package re-exports them.
+DEFAULT_MAPPINGS = load_defaults(__file__)
 
 MAX_CONTROL_NUMBER = 999_999_999  # ISA13 and GS06 are at most 9 digits
 
@@ -212,8 +215,6 @@ def render_204(
     8601 with offset) are written in UTC (time code UT). Raises MappingError naming a missing or
     unmappable field. Pure and deterministic for a given ``now``.
     """
-    from connectors.x12 import DEFAULT_MAPPINGS
-
     mappings = mappings or MappingSet.from_data(DEFAULT_MAPPINGS.get("outbound"))
     now = (now or datetime.now(UTC)).astimezone(UTC)
     reference = str(shipment.get("reference") or "").strip()

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 
@@ -112,8 +113,7 @@ def queue(name: str) -> WorkQueue:
 
 
 def _celery_send(task: str, args: list[Any], kwargs: dict[str, Any], countdown: float | None) -> None:
-    from celery import current_app  # the app configured by celery_app.py; routes apply by task name
-
+    # current_app is the one celery_app.py configures (hub/__init__.py loads it); routes apply by name.
     current_app.send_task(task, args=args, kwargs=kwargs, countdown=countdown)
 
 

@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 
 from connectors import registry
-from hub.connections.context import connection_context
 from hub.connections.models import Connection, Subscription
 from hub.connections.services import connection_save, subscription_save
+from hub.mappings.context import connection_context
 from hub.mappings.services import mapping_publish, mapping_save
 from hub.workflows.triggers import flow_config_save
 

@@ -18,11 +18,11 @@ from django.utils import timezone
 
 from connectors import registry
 from connectors.errors import ConnectorError
-from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.core.correlation import correlation_id_new, correlation_scope
 from hub.core.lease import LEASE_S, lease_kept
 from hub.inbox.services import inbound_message_receive
+from hub.mappings.context import connection_context
 
 logger = logging.getLogger(__name__)
 

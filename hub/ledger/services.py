@@ -33,11 +33,11 @@ from django.utils import timezone
 from connectors import registry
 from connectors.base import OperationContext, OperationResult
 from connectors.errors import ConnectorError, NotSupported, TransientError
-from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.core.correlation import correlation_id_get
 from hub.core.lease import LEASE_S, lease_kept
 from hub.ledger.models import ControlCounter, SideEffect
+from hub.mappings.context import connection_context
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hub.connections.models import Connection
+from hub.ledger.services import side_effect_perform
+
 if TYPE_CHECKING:
     from hub.workflows.models import WorkflowRun, WorkflowStep
 
@@ -47,9 +50,6 @@ class StepContext:
 
         ``connection`` is a slug, or a role (``erp``/``tms``/``crm``) of the flow's FlowConfig.
         """
-        from hub.connections.models import Connection
-        from hub.ledger.services import side_effect_perform
-
         slug = self.connections.get(connection, connection)
         target = Connection.objects.get(slug=slug)
         return side_effect_perform(

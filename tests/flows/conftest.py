@@ -35,12 +35,12 @@ from connectors import registry
 from connectors.bottlecrm.client import CrmApi
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.operations import cursor_format
-from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.connections.services import connection_save
 from hub.core.http import SafeHttpClient
 from hub.inbox.polling import connection_poll
 from hub.inbox.services import inbound_message_receive, inbox_drain
+from hub.mappings.context import connection_context
 from hub.mappings.services import mapping_publish, mapping_save
 from hub.outbox.services import outbox_drain
 from hub.workflows.models import WorkflowRun

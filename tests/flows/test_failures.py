@@ -13,9 +13,9 @@ import pytest
 from django.utils import timezone
 
 from canonical.models import Customer, ExternalRef, Invoice, Order, Shipment
-from hub.connections.context import connection_context
 from hub.ledger.models import SideEffect
 from hub.ledger.services import side_effect_begin
+from hub.mappings.context import connection_context
 from hub.workflows.flows import common
 from hub.workflows.models import WorkflowRun, WorkflowStep
 from hub.workflows.services import workflow_advance, workflow_compensate, workflow_start, workflows_due

@@ -16,7 +16,6 @@ import requests
 from canonical.models import Shipment, ShipmentException
 from connectors import registry
 from connectors.errors import AuthError, PermanentError, TransientError
-from hub.connections.context import connection_context
 from hub.connections.services import connection_save
 from hub.deadletters.models import DeadLetter
 from hub.inbox.models import InboundMessage
@@ -28,6 +27,7 @@ from hub.ledger.services import (
     side_effect_perform,
     side_effect_retry,
 )
+from hub.mappings.context import connection_context
 from tests.connectors.karrio.conftest import SCRIPT, order_payload, tracking_event
 from tests.factories.canonical import ShipmentFactory
 

@@ -13,10 +13,10 @@ from connectors import registry
 from connectors.errors import PermanentError
 from connectors.tryton import operations
 from connectors.tryton.client import TrytonClient
-from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.connections.services import connection_save
 from hub.ledger.services import Begun, side_effect_begin, side_effect_lease_expire, side_effect_perform
+from hub.mappings.context import connection_context
 from tests.connectors.tryton.peer import config_data, sale_confirmed
 
 pytestmark = pytest.mark.peer

@@ -8,7 +8,6 @@ import pytest
 
 from canonical.models import ExternalRef, Order
 from connectors import registry
-from hub.connections.context import connection_context
 from hub.connections.models import Connection
 from hub.connections.services import connection_save
 from hub.inbox.models import InboundMessage
@@ -22,6 +21,7 @@ from hub.ledger.services import (
     side_effect_perform,
     side_effect_retry,
 )
+from hub.mappings.context import connection_context
 from tests.connectors.tryton.peer import config_data, drain, sale_confirmed
 
 # The ledger refuses to run inside a transaction (its intent must commit before the write).

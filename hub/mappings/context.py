@@ -1,4 +1,5 @@
-"""What a connector's I/O capabilities get from the hub for one connection (OperationContext)."""
+"""What a connector's I/O capabilities get from the hub for one connection (OperationContext): its
+config, secret, safe HTTP client and published mapping set, so it lives with the mappings."""
 
 from __future__ import annotations
 
