@@ -21,8 +21,8 @@ from django.utils.html import format_html, format_html_join
 
 from canonical.admin import RECORD_FIELDSET, ViewOnlyInline, admin_link
 from canonical.models import ShipmentEvent
-from hub.api.v1.serializers.pipeline import payload_repr
 from hub.connections.models import Connection
+from hub.core.payloads import payload_repr
 from hub.inbox.models import InboundMessage
 
 # Characters of a body shown on a page; the stored bytes are never cut (bodies go up to 1 MB).
