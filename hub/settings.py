@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "hub.api",
     "hub.ops",
     "reconciliation",
+    # The top layer: the demo drives every app below it.
+    "hub.demo",
 ]
 
 MIDDLEWARE = [
