@@ -93,7 +93,10 @@ INSTALLED_APPS = [
     "hub.ledger",
     "hub.workflows",
     "hub.api",
+    "hub.ops",
     "reconciliation",
+    # The top layer: the demo drives every app below it.
+    "hub.demo",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +119,10 @@ WSGI_APPLICATION = "hub.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "hub" / "templates"],
+        # The ops console's admin overrides (admin/index.html) must win over django.contrib.admin's
+        # own, which comes first in INSTALLED_APPS, so its folder is named here too, not only found
+        # as an app directory.
+        "DIRS": [BASE_DIR / "hub" / "ops" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

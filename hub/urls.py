@@ -3,8 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hub.api.v1 import problems
-from hub.core import dashboard, metrics
-from hub.core import views as core_views
+from hub.ops import dashboard, metrics
+from hub.ops import views as ops_views
 
 admin.site.site_header = "Crossdock operations"
 admin.site.site_title = "Crossdock"
@@ -12,7 +12,7 @@ admin.site.index_title = "Operations console"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("health/", core_views.health, name="health"),
+    path("health/", ops_views.health, name="health"),
     path("ops/", dashboard.ops_dashboard, name="ops-dashboard"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(api_version="v1"), name="api-schema"),

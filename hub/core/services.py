@@ -1,17 +1,12 @@
-"""Hub-wide services: the beat schedule and the demo bootstrap."""
+"""Hub-wide services: the beat schedule."""
 
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from hub.connections.models import ApiClient
-from hub.connections.services import api_client_create, api_client_rotate_key
 from hub.core.schedule import PERIODIC_TASKS
 
 
@@ -43,30 +38,3 @@ def periodic_tasks_sync() -> tuple[int, int, int]:
         )
         disabled = stale.update(enabled=False)
     return created, updated, disabled
-
-
-@dataclass(frozen=True)
-class DemoLogins:
-    username: str
-    password: str
-    api_key: str
-
-
-def demo_logins_ensure(*, username: str = "admin", client_name: str = "demo-admin") -> DemoLogins:
-    """A staff login and an admin API key for the local demo; both renewed on every run."""
-    password = secrets.token_urlsafe(12)
-    user_model = get_user_model()
-    with transaction.atomic():
-        user, _ = user_model.objects.get_or_create(
-            username=username, defaults={"is_staff": True, "is_superuser": True}
-        )
-        user.is_staff = user.is_superuser = user.is_active = True
-        user.set_password(password)
-        user.save()
-        client = ApiClient.objects.filter(name=client_name).first()
-        key = (
-            api_client_rotate_key(client=client)
-            if client
-            else api_client_create(name=client_name, admin=True).key
-        )
-    return DemoLogins(username=username, password=password, api_key=key)

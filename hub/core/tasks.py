@@ -8,7 +8,7 @@ from hub.core import work
 @shared_task(name="hub.core.ping", ignore_result=False, soft_time_limit=5, time_limit=10)
 def ping_task(token: str) -> dict[str, str]:
     """Round-trip check: proves a worker consumes the broker and reaches the database."""
-    from hub.core.health import check_database
+    from hub.core.probes import check_database
 
     ok, detail = check_database()
     return {"token": token, "database": detail if not ok else "ok"}

@@ -19,7 +19,8 @@ from django.db.models import Q
 
 from canonical.models import FreightCharge, Invoice, Order, Shipment, ShipmentEvent, ShipmentException
 from canonical.services import record_create
-from hub.connections.services import api_client_create
+from hub.connections.models import ApiClient
+from hub.connections.services import api_client_create, api_client_rotate_key
 from hub.deadletters.models import DeadLetter
 from hub.demo.setup import POD, TMS, Wiring
 from hub.demo.world import World
@@ -266,9 +267,6 @@ def summary(
 
 def demo_api_key() -> str:
     """A fresh admin API key for the demo's POD feed (kept by name, rotated each run)."""
-    from hub.connections.models import ApiClient
-    from hub.connections.services import api_client_rotate_key
-
     client = ApiClient.objects.filter(name="demo-pod-feed").first()
     if client is None:
         return api_client_create(name="demo-pod-feed", admin=True).key

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.test import Client
 
-from hub.core.services import demo_logins_ensure
+from hub.demo.logins import demo_logins_ensure
 
 pytestmark = pytest.mark.django_db
 

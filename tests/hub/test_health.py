@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import OperationalError
 
 from celery_app import app as celery_app
-from hub.core import health
+from hub.core import probes
 from tests.factories.canonical import CarrierFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def test_health_is_200_when_database_and_broker_answer(client):
 
 @pytest.fixture
 def dead_broker(monkeypatch):
-    # health.check_broker opens a fresh producer connection on the app's broker_write_url, which
+    # probes.check_broker opens a fresh producer connection on the app's broker_write_url, which
     # Celery reads from CELERY_BROKER_WRITE_URL, then conf.broker_write_url, then the broker URL.
     monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
     monkeypatch.setitem(celery_app.conf, "broker_write_url", DEAD_BROKER)
@@ -57,7 +57,7 @@ class _DownConnection:
 
 
 def test_health_is_503_problem_naming_the_database_when_it_is_down(client, monkeypatch):
-    monkeypatch.setattr(health, "connection", _DownConnection())
+    monkeypatch.setattr(probes, "connection", _DownConnection())
     response = client.get("/health/")
     assert response.status_code == 503, response.content
     assert response["Content-Type"] == PROBLEM
@@ -70,7 +70,7 @@ def test_health_is_503_problem_naming_the_database_when_it_is_down(client, monke
 
 
 def test_admin_key_gets_the_exception_text(client, monkeypatch, admin_caller):
-    monkeypatch.setattr(health, "connection", _DownConnection())
+    monkeypatch.setattr(probes, "connection", _DownConnection())
     response = client.get("/health/", HTTP_AUTHORIZATION=f"Token {admin_caller.key}")
     assert response.status_code == 503, response.content
     checks = response.json()["checks"]

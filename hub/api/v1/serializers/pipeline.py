@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -12,19 +10,11 @@ from canonical.models import Carrier, ShipmentEvent
 from hub.api.v1.serializers.base import TIMESTAMPS, BusinessKeyRelatedField
 from hub.connections import services as connection_services
 from hub.connections.models import Connection, Subscription
+from hub.core.payloads import payload_repr
 from hub.deadletters.models import DeadLetter, ReplayJob
 from hub.inbox.models import InboundMessage
 from hub.outbox import breaker
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
-
-
-def payload_repr(raw: bytes) -> dict[str, str]:
-    """Bytes as text when they are UTF-8, else base64 (the original bytes are never altered)."""
-    raw = bytes(raw)
-    try:
-        return {"encoding": "utf-8", "body": raw.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"encoding": "base64", "body": base64.b64encode(raw).decode()}
 
 
 class ConnectionSerializer(serializers.ModelSerializer):

@@ -1,6 +1,6 @@
 """The ops dashboard (``/ops/``): the pipeline's health on one page, for staff.
 
-An interface (STYLE.md section 3): the counting lives in :mod:`hub.core.selectors`, one query per
+An interface (STYLE.md section 3): the counting lives in :mod:`hub.ops.selectors`, one query per
 block; this view only adds the admin links that let an operator drill into each number.
 """
 
@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from canonical.models import Shipment, ShipmentException
 from hub.connections.models import Connection
-from hub.core import selectors
 from hub.deadletters.models import DeadLetter
 from hub.inbox.models import InboundMessage
+from hub.ops import selectors
 from hub.outbox.models import Delivery
 
 

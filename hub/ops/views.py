@@ -1,13 +1,13 @@
 """Liveness and readiness: `/health/` answers 200 when the database and broker answer, else 503.
 
-The 503 names the failing parts; their error text only for an admin (see hub.core.health)."""
+The 503 names the failing parts; their error text only for an admin (see hub.ops.health)."""
 
 from __future__ import annotations
 
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from hub.core import health as health_checks
+from hub.ops import health as health_checks
 
 
 @require_GET

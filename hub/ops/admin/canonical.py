@@ -1,11 +1,11 @@
-"""The ops console: the Django admin over the canonical model.
+"""The ops console over the canonical model (the ``canonical`` app's admin).
 
 The admin is an interface (STYLE.md section 3). It shapes input and output, and every write of a
 record goes through one service of :mod:`canonical.services`; child rows edited in inlines are saved
 by Django's ``save_related``. Three rules shape every page:
 
 - A service's ``DomainError`` is shown on the form (and as an error message); nothing is saved.
-  See :meth:`ServiceModelAdmin.changeform_view`.
+  See :meth:`hub.ops.admin.kit.ServiceModelAdmin.changeform_view`.
 - A record that another system holds (an ``ExternalRef`` whose system is not Crossdock) is owned by
   that system: its business data is read-only here, and the form says which system owns it.
 - Data that only milestones move (shipment status, delivery and POD times, the change sequence, the
@@ -14,20 +14,17 @@ by Django's ``save_related``. Three rules shape every page:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import flatten_fieldsets, quote
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.contenttypes.admin import GenericTabularInline
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -52,278 +49,26 @@ from canonical.models import (
     ShipmentLine,
     Stop,
 )
+from hub.ops.admin.kit import (
+    HUB_SYSTEM,
+    RECORD_FIELDS,
+    RECORD_FIELDSET,
+    OwnerKeepsDeleteMixin,
+    ReadOnlyMixin,
+    RelatedInlineMixin,
+    ServiceModelAdmin,
+    SourceSystemFilter,
+    ViewOnlyInline,
+    admin_link,
+    admin_links,
+    changelist_link,
+    owner_systems,
+)
 
-# The system name of records Crossdock itself holds; a ref to any other system makes it the owner.
-HUB_SYSTEM = "crossdock"
-RECORD_FIELDS = ("id", "created_at", "updated_at")
-RECORD_FIELDSET = ("Record", {"classes": ("collapse",), "fields": RECORD_FIELDS})
-NON_FIELD = ("", "__all__", "non_field_errors")
-
-
-# --- Links -----------------------------------------------------------------------------------------
-
-
-def admin_url(obj: models.Model) -> str | None:
-    """The admin change page of ``obj``, or None when its model has no admin."""
-    opts = obj._meta
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
-    except NoReverseMatch:
-        return None
-
-
-def admin_link(obj: models.Model | None, label: object | None = None) -> str:
-    """``obj`` as a link to its admin change page ("-" for no object, plain text without an admin)."""
-    if obj is None:
-        return "-"
-    text = obj if label is None else label
-    url = admin_url(obj)
-    return str(text) if url is None else format_html('<a href="{}">{}</a>', url, text)
+# --- Base ------------------------------------------------------------------------------------------
 
 
-def admin_links(objs: Iterable[models.Model]) -> str:
-    """Several records as comma-separated links, or "-"."""
-    pairs = [(admin_url(obj) or "#", str(obj)) for obj in objs]
-    return format_html_join(", ", '<a href="{}">{}</a>', pairs) if pairs else "-"
-
-
-def changelist_link(model: type[models.Model], label: str, **filters: object) -> str:
-    """A link to ``model``'s changelist filtered by ``filters`` (e.g. ``customer__id__exact=pk``)."""
-    opts = model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-    query = urlencode({name: str(value) for name, value in filters.items()})
-    return format_html('<a href="{}?{}">{}</a>', url, query, label)
-
-
-# --- Ownership -------------------------------------------------------------------------------------
-
-
-def owner_systems(obj: models.Model | None) -> list[str]:
-    """The systems other than Crossdock that hold ``obj`` (through its external refs); they own it.
-
-    Reads ``obj.external_refs.all()``, so a prefetch (every admin below prefetches) makes it free.
-    """
-    if obj is None or obj._state.adding or not hasattr(obj, "external_refs"):
-        return []
-    return sorted({ref.system for ref in obj.external_refs.all()} - {HUB_SYSTEM})
-
-
-class SourceSystemFilter(admin.SimpleListFilter):
-    """Filter records by a system that holds them, or keep those only Crossdock holds."""
-
-    title = "source system"
-    parameter_name = "source"
-    HUB_ONLY = "-"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        content_type = ContentType.objects.get_for_model(model_admin.model)
-        systems = (
-            ExternalRef.objects.filter(content_type=content_type)
-            .exclude(system=HUB_SYSTEM)
-            .order_by("system")
-            .values_list("system", flat=True)
-            .distinct()
-        )
-        return [(self.HUB_ONLY, "Crossdock only"), *((system, system) for system in systems)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value is None:
-            return queryset
-        refs = ExternalRef.objects.filter(
-            content_type=ContentType.objects.get_for_model(queryset.model), object_id=OuterRef("pk")
-        )
-        if value == self.HUB_ONLY:
-            return queryset.exclude(Exists(refs.exclude(system=HUB_SYSTEM)))
-        # Exists, not a join: a record with two refs in the system is listed once.
-        return queryset.filter(Exists(refs.filter(system=value)))
-
-
-# --- Writes through services -----------------------------------------------------------------------
-
-
-class ServiceRejected(Exception):
-    """A service refused the write; carries its ``DomainError`` out of the admin's atomic block."""
-
-    def __init__(self, error: DomainError):
-        super().__init__(error.detail)
-        self.error = error
-
-
-class ServiceModelForm(forms.ModelForm):
-    """The base form of every admin here. On the second pass after a service refused a write (see
-    :meth:`ServiceModelAdmin.changeform_view`), it shows the service's errors on the fields they name.
-    """
-
-    service_error: DomainError | None = None
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        error = self.service_error
-        if error is not None:
-            items = error.errors or [{"field": "", "message": error.detail}]
-            for item in items:
-                field, message = item.get("field", ""), item.get("message", error.detail)
-                if field in self.fields:
-                    self.add_error(field, message)
-                else:
-                    self.add_error(None, message if field in NON_FIELD else f"{field}: {message}")
-        return cleaned
-
-
-def _adopt(target: models.Model, saved: models.Model) -> None:
-    """Make the admin's form instance the record the service saved (same row, same field values).
-
-    Django keeps using its own instance after ``save_model`` (inline formsets save children against
-    it; the response redirects to its pk), so a service that built a new instance must hand its
-    state back.
-    """
-    if target is saved:
-        return
-    for field in saved._meta.concrete_fields:
-        setattr(target, field.attname, getattr(saved, field.attname))
-    target._state.adding = False
-    target._state.db = saved._state.db
-
-
-def _filter_fieldsets(fieldsets: Sequence[tuple[Any, Mapping[str, Any]]], hidden: set[str]) -> list:
-    """``fieldsets`` without the ``hidden`` fields, and without fieldsets left empty."""
-    result = []
-    for name, options in fieldsets:
-        fields = []
-        for entry in options["fields"]:
-            if isinstance(entry, list | tuple):
-                kept = tuple(f for f in entry if f not in hidden)
-                if kept:
-                    fields.append(kept)
-            elif entry not in hidden:
-                fields.append(entry)
-        if fields:
-            result.append((name, {**options, "fields": tuple(fields)}))
-    return result
-
-
-class ServiceModelAdmin(admin.ModelAdmin):
-    """A ModelAdmin whose saves go through a service and whose forms know who owns the record.
-
-    Subclasses name a ``save_service`` or implement :meth:`service_save`. ``readonly_fields`` lists what is always read-only
-    (it is hidden on the add form: there is nothing to show yet); ``readonly_after_create`` the
-    business key; ``hub_owned_fields`` what stays editable when another system owns the record.
-    """
-
-    form = ServiceModelForm
-    list_per_page = 50
-    # The unfiltered total is one more COUNT(*) over the whole table on every list page.
-    show_full_result_count = False
-    readonly_fields: Sequence[str] = RECORD_FIELDS
-    readonly_after_create: Sequence[str] = ()
-    hub_owned_fields: Sequence[str] = ()
-    add_hidden_fields: Sequence[str] = ()
-    # Name of a canonical.services function called as f(instance=<obj or None>, data=...), e.g.
-    # "order_save"; looked up at call time.
-    save_service: str | None = None
-
-    # -- ownership --
-
-    def owners(self, obj: models.Model | None) -> list[str]:
-        """The systems that own ``obj`` (empty when Crossdock does). Cached on the instance."""
-        if obj is None:
-            return []
-        cached = getattr(obj, "_crossdock_owners", None)
-        if cached is None:
-            cached = owner_systems(obj)
-            obj._crossdock_owners = cached  # type: ignore[attr-defined]
-        return cached
-
-    @admin.display(description="Owned by")
-    def ownership(self, obj: models.Model) -> str:
-        systems = self.owners(obj)
-        if not systems:
-            return "Crossdock: edit it here."
-        names = ", ".join(systems)
-        return f"{names}: its business data is read-only here; change it in {names}."
-
-    # -- form shape --
-
-    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None) -> list:
-        fieldsets = self.fieldsets or [(None, {"fields": self.get_fields(request, obj)})]
-        if obj is None:
-            return _filter_fieldsets(fieldsets, {*self.readonly_fields, *self.add_hidden_fields})
-        return list(fieldsets)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> Sequence[str]:
-        readonly = list(self.readonly_fields)
-        if obj is not None:
-            readonly += self.readonly_after_create
-            if self.owners(obj):
-                keep = set(self.hub_owned_fields)
-                readonly += [f for f in flatten_fieldsets(self.fieldsets or ()) if f not in keep]
-        return tuple(dict.fromkeys(readonly))
-
-    def get_form(self, request: HttpRequest, obj: models.Model | None = None, change: bool = False, **kwargs):
-        error = getattr(request, "_crossdock_service_error", None)
-        if error is not None:
-            base = kwargs.get("form", self.form)
-            kwargs["form"] = type(base.__name__, (base,), {"service_error": error})
-        return super().get_form(request, obj, change, **kwargs)
-
-    # -- writes --
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ServiceRejected as rejected:
-            # The first pass ran inside the admin's atomic block; raising out of it rolled back all
-            # it wrote (the record and any inline rows). Run the view again on the same POST with the
-            # service's errors attached to the form: it is invalid now, so nothing is saved, and the
-            # operator sees the errors next to their input instead of a 500.
-            request._crossdock_service_error = rejected.error  # type: ignore[attr-defined]
-            self.message_user(request, rejected.error.detail, level=messages.ERROR)
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def form_data(self, form: forms.ModelForm, change: bool) -> dict[str, Any]:
-        """The model fields the operator set: all the form's on create, the changed ones on update."""
-        model_fields = {field.name for field in form._meta.model._meta.concrete_fields}
-        names = form.changed_data if change else list(form.cleaned_data)
-        return {name: form.cleaned_data[name] for name in names if name in model_fields}
-
-    def save_model(
-        self, request: HttpRequest, obj: models.Model, form: forms.ModelForm, change: bool
-    ) -> None:
-        try:
-            saved = self.service_save(
-                request=request, obj=obj, form=form, data=self.form_data(form, change), change=change
-            )
-        except DomainError as exc:
-            raise ServiceRejected(exc) from exc
-        _adopt(obj, saved)
-
-    def service_save(
-        self,
-        *,
-        request: HttpRequest,
-        obj: models.Model,
-        form: forms.ModelForm,
-        data: dict[str, Any],
-        change: bool,
-    ) -> models.Model:
-        """Write through ``save_service`` (a service taking ``instance``/``data``) when the admin names
-        one, else the flat master-data services; admins with other rules override this."""
-        if self.save_service is not None:
-            save = getattr(services, self.save_service)
-            return save(instance=obj if change else None, data=data)
-        if change:
-            return services.record_update(instance=obj, data=data)
-        return services.record_create(model=type(obj), data=data)
-
-
-class CanonicalAdmin(ServiceModelAdmin):
+class CanonicalAdmin(OwnerKeepsDeleteMixin, ServiceModelAdmin):
     """Admin of a canonical record that has ``external_refs``: refs prefetched, owner note, refs column."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -334,27 +79,11 @@ class CanonicalAdmin(ServiceModelAdmin):
         refs = [(ref.system, ref.external_id) for ref in obj.external_refs.all()]  # type: ignore[attr-defined]
         return format_html_join(", ", "{}:{}", refs) if refs else "-"
 
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        # Deleting a record another system holds would only make the next sync recreate it.
-        return not self.owners(obj) and super().has_delete_permission(request, obj)
-
 
 # --- Inlines ---------------------------------------------------------------------------------------
 
 
-class RelatedInlineMixin:
-    """Inline rows fetched with the relations their labels read (``str(row)`` names its parent)."""
-
-    inline_select_related: Sequence[str] = ()
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
-        return (
-            queryset.select_related(*self.inline_select_related) if self.inline_select_related else queryset
-        )
-
-
-class ExternalRefInline(GenericTabularInline):
+class ExternalRefInline(ReadOnlyMixin, GenericTabularInline):
     """A record's ids in other systems. Read-only: connectors write them through the services."""
 
     model = ExternalRef
@@ -364,38 +93,6 @@ class ExternalRefInline(GenericTabularInline):
     can_delete = False
     verbose_name = "external id"
     verbose_name_plural = "external ids"
-
-    # View permission is the parent's: Django asks for it without an object when it builds the
-    # inline's queryset, so refusing there would hide every row.
-
-    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-
-class ViewOnlyInline(RelatedInlineMixin, admin.TabularInline):
-    """Child rows shown for context on the parent's page, edited (if at all) on their own page."""
-
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    # View permission is the parent's: Django asks for it without an object when it builds the
-    # inline's queryset, so refusing there would hide every row.
-
-    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
 
 
 class ChildInline(RelatedInlineMixin, admin.TabularInline):
@@ -1051,7 +748,7 @@ class ShipmentExceptionAdmin(CanonicalAdmin):
 
 
 @admin.register(FreightCharge)
-class FreightChargeAdmin(ServiceModelAdmin):
+class FreightChargeAdmin(OwnerKeepsDeleteMixin, ServiceModelAdmin):
     list_display = (
         "kind",
         "amount",
@@ -1090,9 +787,6 @@ class FreightChargeAdmin(ServiceModelAdmin):
         system = getattr(obj, "source_system", "")
         return [system] if obj is not None and system not in ("", HUB_SYSTEM) else []
 
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return not self.owners(obj) and super().has_delete_permission(request, obj)
-
     @admin.display(description="Shipment", ordering="shipment__reference")
     def shipment_link(self, obj: FreightCharge) -> str:
         return admin_link(obj.shipment)
@@ -1121,7 +815,7 @@ class FreightChargeAdmin(ServiceModelAdmin):
 
 
 @admin.register(ShipmentEvent)
-class ShipmentEventAdmin(admin.ModelAdmin):
+class ShipmentEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The timeline, searchable across shipments. Entirely read-only: milestones write it."""
 
     list_display = (
@@ -1174,18 +868,9 @@ class ShipmentEventAdmin(admin.ModelAdmin):
     def shipment_link(self, obj: ShipmentEvent) -> str:
         return admin_link(obj.shipment)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
 
 @admin.register(ExternalRef)
-class ExternalRefAdmin(admin.ModelAdmin):
+class ExternalRefAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Every id other systems have for canonical records. Read-only: connectors write them."""
 
     list_display = ("external_id", "system", "entity", "record_link", "created_at")
@@ -1207,12 +892,3 @@ class ExternalRefAdmin(admin.ModelAdmin):
     @admin.display(description="Record")
     def record_link(self, obj: ExternalRef) -> str:
         return admin_link(obj.record)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False

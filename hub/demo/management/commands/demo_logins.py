@@ -6,7 +6,7 @@ from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model, password_validation
 from django.core.management.base import BaseCommand
 
-from hub.core.services import demo_logins_ensure
+from hub.demo.logins import demo_logins_ensure
 
 
 class Command(BaseCommand):

@@ -35,7 +35,6 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from canonical.admin import RECORD_FIELDSET, admin_link
 from canonical.errors import DomainError
 from hub.deadletters.models import DeadLetter, ReplayJob
 from hub.deadletters.replay import (
@@ -44,7 +43,15 @@ from hub.deadletters.replay import (
     dead_letters_filter,
     replay_job_create,
 )
-from hub.inbox.admin import ConnectionFilter, ReadOnlyAdmin, links_html, payload_html, pre
+from hub.ops.admin.kit import (
+    RECORD_FIELDSET,
+    ConnectionFilter,
+    ReadOnlyAdmin,
+    admin_link,
+    links_html,
+    payload_html,
+    pre,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``/metrics``: pipeline gauges in the Prometheus text format, computed at scrape time.
 
-Every scrape builds a fresh ``CollectorRegistry`` and fills it from :mod:`hub.core.selectors`, so no
+Every scrape builds a fresh ``CollectorRegistry`` and fills it from :mod:`hub.ops.selectors`, so no
 state lives in a process: each gunicorn worker answers with what the database holds now, and no
 multiprocess directory is needed.
 
@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from hub.api.v1.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from hub.api.v1.problems import problem
 from hub.connections.services import api_client_authenticate
-from hub.core import selectors
+from hub.ops import selectors
 
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 

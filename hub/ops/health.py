@@ -1,4 +1,4 @@
-"""Readiness checks. Each returns (ok, detail) and never raises.
+"""Readiness checks (the probes of :mod:`hub.core.probes`). Each returns (ok, detail) and never raises.
 
 Who sees what (``/health/``): every caller learns which part fails (``database``, ``broker``), and
 the failing check's exception text goes to the log. The text itself (it can name hosts, ports, users)
@@ -11,39 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from django.db import connection
-
 from hub.connections.services import api_client_authenticate
+from hub.core.probes import check_broker, check_database
 
 logger = logging.getLogger(__name__)
-
-BROKER_TIMEOUT_S = 2.0  # seconds a /health/ probe waits for the broker before calling it down
-
-
-def check_database() -> tuple[bool, str]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:
-        return False, f"database unreachable: {type(exc).__name__}: {exc}".strip()
-    return True, "ok"
-
-
-def check_broker() -> tuple[bool, str]:
-    from celery_app import app
-
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S, interval_start=0, interval_step=0)
-            # ensure_connection only opens a socket; a command proves a Redis server answers.
-            client = getattr(conn.default_channel, "client", None)
-            if client is not None and hasattr(client, "ping"):
-                client.ping()
-    except Exception as exc:
-        return False, f"broker unreachable: {type(exc).__name__}: {exc}".strip()
-    return True, "ok"
-
 
 CHECKS = {"database": check_database, "broker": check_broker}
 

@@ -16,13 +16,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from canonical.admin import ServiceModelAdmin
 from canonical.errors import DomainError
 from connectors import mapping as mapping_lib
 from connectors import registry
 from hub.inbox.models import InboundMessage
 from hub.mappings.models import Mapping
 from hub.mappings.services import mapping_preview, mapping_publish, mapping_save
+from hub.ops.admin.kit import ServiceModelAdmin
 
 PREVIEW_MESSAGES = 30  # recent stored messages offered in the preview form
 

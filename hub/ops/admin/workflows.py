@@ -12,8 +12,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from canonical.admin import ServiceModelAdmin, ViewOnlyInline
 from canonical.errors import DomainError
+from hub.ops.admin.kit import NoAddMixin, NoDeleteMixin, ServiceModelAdmin, ViewOnlyInline
 from hub.workflows import definitions, services
 from hub.workflows.models import FlowConfig, WorkflowAction, WorkflowRun, WorkflowStep
 from hub.workflows.triggers import flow_config_save
@@ -82,7 +82,9 @@ def _operator_action(service: Callable, name: str, title: str, intro: str):
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(admin.ModelAdmin):
+class WorkflowRunAdmin(NoAddMixin, NoDeleteMixin, admin.ModelAdmin):
+    # Runs are started by the flows' triggers or POST /api/v1/workflows/, never added here; a change
+    # right is kept for the operator actions below.
     list_display = ("created_at", "flow", "flow_version", "business_key", "status", "current_step", "wake_at")
     list_filter = ("flow", "status")
     search_fields = ("=business_key", "=correlation_id")
@@ -117,12 +119,6 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             "The run stops where it is; steps not done are skipped and nothing is undone.",
         ),
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # runs are started by the flows' triggers or POST /api/v1/workflows/
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def reason_page(self, request, queryset, *, form, action, title, intro) -> TemplateResponse:
         count = queryset.count()

@@ -1,12 +1,16 @@
-"""Ops console for connections and subscriptions (imported by ``ConnectionsConfig.ready``).
+"""Ops console for the ``connections`` app: connections, subscriptions and API clients.
 
 Saves go through :func:`hub.connections.services.connection_save` and ``subscription_save``; a
 service's ``DomainError`` is shown on the form next to the field it names and nothing is saved (the
-``ServiceModelAdmin`` two-pass pattern of :mod:`canonical.admin`).
+``ServiceModelAdmin`` two-pass pattern of :mod:`hub.ops.admin.kit`).
 
 The secret is write-only: the form has an empty password box (blank keeps the stored secret) and a
 "clear secret" box. Neither the secret nor its ciphertext is ever rendered; the page only says
 whether one is stored.
+
+API clients: create one (its key is shown once), rotate its key, deactivate it. Only the key's
+SHA-256 digest is stored and it is never displayed; the plain key exists only in the success message
+of the request that made it.
 """
 
 from __future__ import annotations
@@ -14,25 +18,33 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from canonical.admin import (
+from canonical.contracts.v1 import DOCUMENT_CONTRACTS, EventType
+from canonical.errors import DomainError
+from connectors import registry
+from hub.connections.models import ApiClient, Connection, Subscription
+from hub.connections.services import (
+    api_client_create,
+    api_client_deactivate,
+    api_client_rotate_key,
+    connection_save,
+    subscription_save,
+)
+from hub.ops.admin.kit import (
     RECORD_FIELDS,
     RECORD_FIELDSET,
+    NoDeleteMixin,
     ServiceModelAdmin,
     ServiceModelForm,
     ServiceRejected,
     admin_link,
 )
-from canonical.contracts.v1 import DOCUMENT_CONTRACTS, EventType
-from canonical.errors import DomainError
-from connectors import registry
-from hub.connections.models import Connection, Subscription
-from hub.connections.services import connection_save, subscription_save
 from hub.outbox.breaker import breaker_state
 
 EVENT_TYPE_CHOICES = [(t.value, t.value) for t in EventType]
@@ -125,7 +137,8 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(ServiceModelAdmin):
+class ConnectionAdmin(NoDeleteMixin, ServiceModelAdmin):
+    # Not deleted: messages and letters keep pointing at it. Deactivate it instead.
     form = ConnectionForm
     list_display = (
         "slug",
@@ -185,9 +198,6 @@ class ConnectionAdmin(ServiceModelAdmin):
             f"every {obj.poll_interval_s} s; last poll {last}; cursor {obj.poll_cursor or '(start)'}{error}"
         )
 
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False  # messages and letters keep pointing at it: deactivate instead
-
     def service_save(
         self,
         *,
@@ -217,7 +227,8 @@ class ConnectionAdmin(ServiceModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ServiceModelAdmin):
+class SubscriptionAdmin(NoDeleteMixin, ServiceModelAdmin):
+    # Not deleted: that would delete its delivery history. Deactivate it instead.
     form = SubscriptionForm
     list_display = ("connection", "event_types_display", "description", "is_active", "created_at")
     list_filter = ("is_active", ("connection", admin.RelatedOnlyFieldListFilter))
@@ -231,9 +242,6 @@ class SubscriptionAdmin(ServiceModelAdmin):
     def event_types_display(self, obj: Subscription) -> str:
         return ", ".join(obj.event_types) if obj.event_types else "all events"
 
-    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
-        return False  # deleting would delete its delivery history: deactivate instead
-
     def service_save(
         self,
         *,
@@ -244,3 +252,125 @@ class SubscriptionAdmin(ServiceModelAdmin):
         change: bool,
     ) -> models.Model:
         return subscription_save(instance=obj, data=data)
+
+
+# --- API clients ---------------------------------------------------------------------------------
+
+
+class ApiClientAddForm(ServiceModelForm):
+    partner_code = forms.CharField(
+        required=False,
+        max_length=40,
+        help_text="For a partner: the carrier's SCAC or the customer's code (a SCAC wins when both exist).",
+    )
+
+    class Meta:
+        model = ApiClient
+        fields = ("name", "role")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        role = cleaned.get("role")
+        code = (cleaned.get("partner_code") or "").strip()
+        cleaned["partner_code"] = code
+        if role == ApiClient.Role.PARTNER and not code:
+            self.add_error("partner_code", "A partner client is bound to a carrier SCAC or a customer code.")
+        elif role == ApiClient.Role.ADMIN and code:
+            self.add_error("partner_code", "An admin client is bound to nothing: leave this empty.")
+        return cleaned
+
+
+def _key_message(intro: str, client: ApiClient, key: str) -> str:
+    return format_html(
+        "{} Copy the key of “{}” now; it is not shown again: <code>{}</code>", intro, client.name, key
+    )
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(NoDeleteMixin, ServiceModelAdmin):
+    # Not deleted: the client stays in the record of who called what. Deactivate it instead.
+    list_display = ("name", "role", "bound_to", "key_prefix", "is_active", "last_used_at", "created_at")
+    list_filter = ("role", "is_active")
+    list_select_related = ("carrier", "customer")
+    search_fields = (
+        "name",
+        "key_prefix",
+        "carrier__scac",
+        "carrier__name",
+        "customer__code",
+        "customer__name",
+    )
+    search_help_text = "Name, key prefix (first characters of a key), or the bound SCAC or customer."
+    ordering = ("name",)
+    actions = ("rotate_key", "deactivate")
+    add_form = ApiClientAddForm
+    add_fieldsets = ((None, {"fields": ("name", "role", "partner_code")}),)
+    # key_digest appears nowhere (not even read-only): it identifies the key.
+    fieldsets = (
+        (None, {"fields": ("name", "role", "bound_to", "is_active")}),
+        ("Key", {"fields": ("key_prefix", "last_used_at", "rate_limit_per_minute")}),
+        RECORD_FIELDSET,
+    )
+    readonly_fields = (*RECORD_FIELDS, "bound_to")
+
+    @admin.display(description="Bound to")
+    def bound_to(self, obj: ApiClient) -> str:
+        if obj.carrier is not None:
+            return format_html("Carrier {}", admin_link(obj.carrier, obj.carrier.scac))
+        if obj.customer is not None:
+            return format_html("Customer {}", admin_link(obj.customer, obj.customer.code))
+        return "-"
+
+    def get_fieldsets(self, request: HttpRequest, obj: ApiClient | None = None) -> list:
+        return list(self.add_fieldsets if obj is None else self.fieldsets)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiClient | None = None) -> tuple[str, ...]:
+        return ()
+
+    def get_form(self, request: HttpRequest, obj: ApiClient | None = None, change: bool = False, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)
+
+    # A client is created (service), rotated (service) and deactivated (action); its binding and
+    # name are fixed once made, so the change page is a read-only view.
+    def has_change_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def service_save(
+        self,
+        *,
+        request: HttpRequest,
+        obj: Any,
+        form: forms.ModelForm,
+        data: dict[str, Any],
+        change: bool,
+    ) -> models.Model:
+        cleaned = form.cleaned_data
+        issued = api_client_create(
+            name=cleaned["name"],
+            admin=cleaned["role"] == ApiClient.Role.ADMIN,
+            partner_code=cleaned["partner_code"] or None,
+        )
+        self.message_user(
+            request, _key_message("API client created.", issued.client, issued.key), messages.SUCCESS
+        )
+        return issued.client
+
+    @admin.action(
+        description="Rotate key (the old key stops working; the new one is shown once)",
+        permissions=["change"],
+    )
+    def rotate_key(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for client in queryset:
+            key = api_client_rotate_key(client=client)
+            self.message_user(
+                request,
+                _key_message("Key rotated; the old key no longer works.", client, key),
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Deactivate (the key stops working at once)", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = api_client_deactivate(client_ids=[client.pk for client in queryset])
+        self.message_user(request, f"Deactivated {count} API client(s).", messages.SUCCESS)

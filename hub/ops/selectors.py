@@ -1,4 +1,4 @@
-"""Pipeline health reads for the ops dashboard (``hub.core.dashboard``) and ``/metrics``.
+"""Pipeline health reads for the ops dashboard (``hub.ops.dashboard``) and ``/metrics``.
 
 Each function is one block of the dashboard and runs exactly one query (the circuit states also read
 the cache, never the database per connection). Counts are computed when called: nothing is cached,

@@ -13,11 +13,19 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from canonical.admin import RECORD_FIELDSET, admin_link
 from canonical.errors import DomainError
 from hub.deadletters.models import DeadLetter
 from hub.deadletters.replay import dead_letter_replay
-from hub.inbox.admin import ConnectionFilter, ExactSearchMixin, ReadOnlyAdmin, ReadOnlyInline, json_html, pre
+from hub.ops.admin.kit import (
+    RECORD_FIELDSET,
+    ConnectionFilter,
+    ExactSearchMixin,
+    ReadOnlyAdmin,
+    ViewOnlyInline,
+    admin_link,
+    json_html,
+    pre,
+)
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -29,7 +37,7 @@ class DeliveryConnectionFilter(ConnectionFilter):
     field_path = "subscription__connection__slug"
 
 
-class DeliveryInline(ReadOnlyInline):
+class DeliveryInline(ViewOnlyInline):
     model = Delivery
     fields = (
         "connection",
@@ -50,7 +58,7 @@ class DeliveryInline(ReadOnlyInline):
         return obj.subscription.connection.slug
 
 
-class DeliveryAttemptInline(ReadOnlyInline):
+class DeliveryAttemptInline(ViewOnlyInline):
     model = DeliveryAttempt
     fields = (
         "number",

@@ -11,10 +11,13 @@ from django.http import HttpRequest
 
 from hub.ledger.models import SideEffect
 from hub.ledger.tasks import side_effect_retry_task
+from hub.ops.admin.kit import ReadOnlyMixin
 
 
 @admin.register(SideEffect)
-class SideEffectAdmin(admin.ModelAdmin):
+class SideEffectAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    # Writes are recorded by the hub as it makes them, never typed in; deleting a row would let the
+    # hub write the record a second time.
     list_display = (
         "created_at",
         "connection",
@@ -31,15 +34,6 @@ class SideEffectAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ("retry",)
     readonly_fields = [f.name for f in SideEffect._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # writes are recorded by the hub as it makes them, never typed in
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # deleting a row would let the hub write the record a second time
 
     @admin.action(description="Retry the selected writes (looks the record up first)", permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet[SideEffect]) -> None:
