@@ -6,6 +6,7 @@ They sit in core because the worker's ``hub.core.ping`` task runs one as well as
 
 from __future__ import annotations
 
+from celery import current_app  # celery_app.py's app: hub/__init__.py loads it
 from django.db import connection
 
 BROKER_TIMEOUT_S = 2.0  # seconds a /health/ probe waits for the broker before calling it down
@@ -22,10 +23,8 @@ def check_database() -> tuple[bool, str]:
 
 
 def check_broker() -> tuple[bool, str]:
-    from celery_app import app
-
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S, interval_start=0, interval_step=0)
             # ensure_connection only opens a socket; a command proves a Redis server answers.
             client = getattr(conn.default_channel, "client", None)

@@ -3,13 +3,12 @@ from __future__ import annotations
 from celery import shared_task
 
 from hub.core import work
+from hub.core.probes import check_database
 
 
 @shared_task(name="hub.core.ping", ignore_result=False, soft_time_limit=5, time_limit=10)
 def ping_task(token: str) -> dict[str, str]:
     """Round-trip check: proves a worker consumes the broker and reaches the database."""
-    from hub.core.probes import check_database
-
     ok, detail = check_database()
     return {"token": token, "database": detail if not ok else "ok"}
 
