@@ -1,8 +1,10 @@
-"""A local webhook sink for tests and the benchmark: records every delivery it is sent.
+"""Local webhook sinks for tests and the benchmarks.
 
-Run standalone: `python bench/sink.py --port 9100`; GET /stats answers the counts as JSON.
-Behaviour can be scripted per request: a queue of status codes to answer before 200s
-(POST /script with {"statuses": [500, 500], "retry_after": 1}).
+- ``Sink``: records every delivery it is sent, in full (tests). Run standalone:
+  `python bench/sink.py --port 9100`; GET /stats answers the counts as JSON. Behaviour can be
+  scripted per request: a queue of status codes to answer before 200s
+  (POST /script with {"statuses": [500, 500], "retry_after": 1}).
+- ``JSONHandler`` and ``listen``: what this sink, the benchmark's and the chaos soak's receivers share.
 """
 
 from __future__ import annotations
@@ -12,6 +14,35 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1 with JSON replies and no access log."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the client's delayed ACK
+    # adds ~40 ms to every keep-alive request (Nagle), which would cap the sink, not Crossdock.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _reply(self, status: int, body: bytes = b"{}", extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def listen(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A thread-per-connection server on 127.0.0.1:``port`` for a receiver in its own process."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    return server
 
 
 class SinkState:
@@ -43,24 +74,7 @@ class SinkState:
 
 
 def make_handler(state: SinkState):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in separate writes; without TCP_NODELAY the client's delayed ACK
-        # adds ~40 ms to every keep-alive request (Nagle), which would cap the sink, not Crossdock.
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args) -> None:  # quiet
-            pass
-
-        def _reply(self, status: int, body: bytes = b"{}", extra: dict | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JSONHandler):
         def do_GET(self) -> None:
             if self.path.startswith("/stats"):
                 self._reply(200, json.dumps(state.stats()).encode())
