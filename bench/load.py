@@ -70,30 +70,18 @@ def event_stream(
     arrive out of order); a duplicate is a copy of an earlier event re-sent later in its chunk.
     """
     rng = random.Random(seed)
-    base = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
     steps = lifecycle(per_shipment)
     made = 0
     ship = first_ship
     while made < n_unique:
         chunk: list[dict] = []
         for s in range(chunk_ships):
-            for k, (etype, stop, reason) in enumerate(steps):
+            for k, step in enumerate(steps):
                 if made >= n_unique:
                     break
-                event = {
-                    "event_id": f"{phase}-{made}",
-                    "event_type": etype,
-                    "occurred_at": (base + timedelta(minutes=97 * k + s % 60)).isoformat(),
-                    "shipment": {"reference": shipment_ref(ship + s)},
-                    "details": {"phase": phase},
-                }
-                if stop is not None:
-                    event["stop_sequence"] = stop
-                if etype in ("IN_TRANSIT", "ARRIVED_AT_PICKUP", "ARRIVED_AT_DELIVERY"):
-                    event["location"] = LOCATIONS[(ship + s + k) % len(LOCATIONS)]
-                if reason:
-                    event["reason_code"] = reason
-                chunk.append(event)
+                chunk.append(
+                    milestone_event(f"{phase}-{made}", ship + s, k, step, {"phase": phase}, minute=s % 60)
+                )
                 made += 1
             if made >= n_unique:
                 break
@@ -113,14 +101,19 @@ def shipments_needed(n_unique: int, per_shipment: int) -> int:
     return -(-n_unique // chunk_events) * SHIPMENTS_PER_CHUNK
 
 
-def milestone_event(event_id: str, ship: int, k: int, step: tuple, details: dict) -> dict:
+def milestone_event(
+    event_id: str, ship: int, k: int, step: tuple, details: dict, minute: int | None = None
+) -> dict:
     """The canonical v1 event for the ``k``-th milestone ``step`` (type, stop, reason) of shipment
-    number ``ship``: its time is ``k`` steps after the base, so event time follows lifecycle order."""
+    number ``ship``: its time is ``k`` steps after the base, so event time follows lifecycle order,
+    plus ``minute`` minutes (default ``ship % 60``; the benchmark's stream uses the shipment's place
+    in its chunk)."""
     etype, stop, reason = step
+    minute = ship % 60 if minute is None else minute
     event = {
         "event_id": event_id,
         "event_type": etype,
-        "occurred_at": (BASE_TIME + timedelta(minutes=STEP_MINUTES * k + ship % 60)).isoformat(),
+        "occurred_at": (BASE_TIME + timedelta(minutes=STEP_MINUTES * k + minute)).isoformat(),
         "shipment": {"reference": shipment_ref(ship)},
         "details": details,
     }
