@@ -45,12 +45,13 @@ import time
 import zlib
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo root
 
 from bench.load import Poster, lifecycle, milestone_event, shipment_ref
+from bench.seed import django_setup, seed_hub
+from bench.sink import JSONHandler, listen
 from bench.stack import (
     PY,
     ROOT,
@@ -61,6 +62,8 @@ from bench.stack import (
     encryption_key,
     free_port,
     http_json,
+    hub_env,
+    manage,
     web_cmd,
     worker_cmd,
 )
@@ -231,20 +234,7 @@ def receiver_serve(port: int, mode: str, log_path: Path, seed: int) -> None:
     accepted_keys: set[str] = set()
     accepted_sources: set[str] = set()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # see bench/sink.py: no 40 ms delayed-ACK stall per request
-
-        def log_message(self, *args) -> None:
-            pass
-
-        def _reply(self, status: int, body: bytes = b"{}") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JSONHandler):
         def do_GET(self) -> None:
             with lock:
                 log.flush()
@@ -295,9 +285,7 @@ def receiver_serve(port: int, mode: str, log_path: Path, seed: int) -> None:
                 log.write(json.dumps([round(now, 3), key, subject, seq, source, status_after, answer]) + "\n")
             self._reply(answer)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
+    server = listen(port, Handler)
 
     def on_term(signum, frame):  # the run's end: write every line logged so far, then go
         with lock:
@@ -314,47 +302,19 @@ def receiver_serve(port: int, mode: str, log_path: Path, seed: int) -> None:
 
 
 def cmd_seed(ns) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
-    import django
-
-    django.setup()
-    from canonical.models import Carrier, Shipment
-    from hub.connections.models import Subscription
-    from hub.connections.services import api_client_create, connection_save
-    from hub.core.services import periodic_tasks_sync
-
-    periodic_tasks_sync()
-    key = api_client_create(name="chaos-admin", admin=True).key
-    carrier = Carrier.objects.create(scac=SCAC, name="Chaos Freight")
-    connection_save(
-        data={
-            "slug": INBOUND_SLUG,
-            "system": "carrier",
-            "connector": "canonical",
-            "config": {},
-            "carrier": carrier,
-        }
-    )
+    django_setup()
     urls = dict(zip(SUBSCRIBERS, ns.urls.split(","), strict=True))
-    for name in SUBSCRIBERS:
-        sink = connection_save(
-            data={
-                "slug": f"chaos-{name}",
-                "system": "partner",
-                "connector": "webhook",
-                "config": {"url": urls[name], **WEBHOOK_CONFIG},
-            },
-            secret=f"chaos-{name}-secret",
-        )
-        Subscription.objects.create(connection=sink, event_types=[])
-    for first in range(0, ns.shipments, 5000):
-        Shipment.objects.bulk_create(
-            [
-                Shipment(reference=shipment_ref(i), carrier=carrier, mode="TL")
-                for i in range(first, min(ns.shipments, first + 5000))
-            ]
-        )
+    key = seed_hub(
+        admin="chaos-admin",
+        scac=SCAC,
+        carrier_name="Chaos Freight",
+        inbound_slug=INBOUND_SLUG,
+        receivers=[
+            (f"chaos-{name}", {"url": urls[name], **WEBHOOK_CONFIG}, f"chaos-{name}-secret")
+            for name in SUBSCRIBERS
+        ],
+        shipments=ns.shipments,
+    )
     print(json.dumps({"key": key}))
 
 
@@ -383,22 +343,16 @@ class Chaos:
             for name, value in os.environ.items()
             if name.removesuffix("_FILE") not in SERVER_VARIABLES
         }
-        self.env = {
-            **inherited,
-            "DATABASE_URL": self.pg.url(DB_NAME),
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "SECRET_KEY": "chaos-" + "x" * 40,
-            "CROSSDOCK_ENCRYPTION_KEY": self.run_key(),
-            "CROSSDOCK_ALLOW_PRIVATE_NETWORKS": "1",
-            "CROSSDOCK_API_RATE": "100000000/min",
-            "CROSSDOCK_INBOUND_RATE": "100000000/min",
-            "CROSSDOCK_CACHE_PREFIX": "crossdock-chaos",
-            "CROSSDOCK_VAR_DIR": str(self.tmp / "var"),
-            "CROSSDOCK_LOG_LEVEL": "WARNING",
-            "CROSSDOCK_BROKER_VISIBILITY_TIMEOUT": "60",
-            "DJANGO_SETTINGS_MODULE": "hub.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = hub_env(
+            inherited,
+            "chaos",
+            database_url=self.pg.url(DB_NAME),
+            broker_url=f"redis://127.0.0.1:{self.redis_port}/0",
+            encryption_key=self.run_key(),
+            var_dir=self.tmp / "var",
+            log_level="WARNING",
+            CROSSDOCK_BROKER_VISIBILITY_TIMEOUT="60",
+        )
         self.stack = Stack(self.env, self.log_dir)
         self.redis = PrivateRedis(self.stack, self.tmp / "redis", self.redis_port)
         self.key = ""
@@ -431,12 +385,7 @@ class Chaos:
 
     # -- stack --
     def manage(self, *cmd: str) -> str:
-        import subprocess
-
-        out = subprocess.run([PY, "manage.py", *cmd], cwd=ROOT, env=self.env, capture_output=True, text=True)
-        if out.returncode:
-            raise RunFailed(f"manage.py {' '.join(cmd)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-        return out.stdout
+        return manage(self.env, *cmd, error=RunFailed)
 
     def start_web(self) -> None:
         self.stack.start("web", web_cmd(self.web_port, self.args.web_workers))

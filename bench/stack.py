@@ -156,6 +156,48 @@ class Stack:
                 raise RuntimeError(f"{name} exited with code {proc.returncode}; log tail:\n{tail}")
 
 
+def hub_env(
+    inherited: dict,
+    name: str,
+    *,
+    database_url: str,
+    broker_url: str,
+    encryption_key: str,
+    var_dir: Path,
+    log_level: str,
+    **extra: str,
+) -> dict:
+    """The environment of the hub processes a tool starts: ``inherited`` plus its own database and
+    broker, a secret key, cache prefix and var dir of its own (``name``), rate limits out of the way,
+    private networks allowed (its receivers are on 127.0.0.1) and ``extra`` settings."""
+    return {
+        **inherited,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "SECRET_KEY": f"{name}-" + "x" * 40,
+        "CROSSDOCK_ENCRYPTION_KEY": encryption_key,
+        "CROSSDOCK_ALLOW_PRIVATE_NETWORKS": "1",
+        "CROSSDOCK_API_RATE": "100000000/min",
+        "CROSSDOCK_INBOUND_RATE": "100000000/min",
+        "CROSSDOCK_CACHE_PREFIX": f"crossdock-{name}",
+        "CROSSDOCK_VAR_DIR": str(var_dir),
+        "CROSSDOCK_LOG_LEVEL": log_level,
+        **extra,
+        "DJANGO_SETTINGS_MODULE": "hub.settings",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def manage(env: dict, *cmd: str, error: type[Exception] = RuntimeError) -> str:
+    """``manage.py cmd`` with ``env``; its stdout, or ``error`` with the tail of its output."""
+    out = subprocess.run(
+        [PY, "manage.py", *cmd], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode:
+        raise error(f"manage.py {' '.join(cmd)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return out.stdout
+
+
 def http_json(port: int, path: str, timeout: float = 10.0):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
