@@ -134,12 +134,12 @@ def cmd_profile(args) -> None:
 
     from canonical.models import Carrier, Shipment
     from hub.connections.models import Connection
+    from hub.core import work
     from hub.inbox import services as inbox
     from hub.inbox.models import InboundMessage
     from hub.outbox import services as outbox
 
-    inbox._send_wake = lambda: None  # no broker traffic: this process calls the services itself
-    outbox._send_wake = lambda countdown=None: None
+    work.sender_set(lambda *_: None)  # no broker traffic: this process calls the services itself
     cache_ops = _CacheOps()
 
     carrier = Carrier.objects.get(scac=SCAC)
