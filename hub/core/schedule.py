@@ -16,6 +16,9 @@ class Periodic:
     every_s: int  # seconds between runs
     queue: Queue
     args: list = field(default_factory=list)  # JSON-serializable positional arguments
+    # Ops own the schedule (e.g. a reconciliation check's): created when missing, then its interval
+    # and on/off switch are left as edited in the admin.
+    operator_edits: bool = False
 
 
 PERIODIC_TASKS: dict[str, Periodic] = {
@@ -28,3 +31,8 @@ PERIODIC_TASKS: dict[str, Periodic] = {
     # Takes files partners drop into connections' drop folders (hub/inbox/dropfolder.py).
     "drop-folders": Periodic(task="hub.inbox.drop_scan", every_s=10, queue=Queue.INBOUND),
 }
+
+
+def periodic_register(name: str, entry: Periodic) -> None:
+    """Add an entry from an app above core (from its ``AppConfig.ready``)."""
+    PERIODIC_TASKS[name] = entry

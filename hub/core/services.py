@@ -11,7 +11,8 @@ from hub.core.schedule import PERIODIC_TASKS
 
 
 def periodic_tasks_sync() -> tuple[int, int, int]:
-    """Upsert every PeriodicTask in PERIODIC_TASKS and disable ones we no longer define.
+    """Upsert every PeriodicTask in PERIODIC_TASKS and disable ones we no longer define. Entries ops
+    own (``operator_edits``) are created when missing and otherwise left as edited.
 
     Idempotent. Returns (created, updated, disabled).
     """
@@ -21,16 +22,21 @@ def periodic_tasks_sync() -> tuple[int, int, int]:
             interval, _ = IntervalSchedule.objects.get_or_create(
                 every=entry.every_s, period=IntervalSchedule.SECONDS
             )
-            _, was_created = PeriodicTask.objects.update_or_create(
-                name=f"crossdock:{name}",
-                defaults={
-                    "task": entry.task,
-                    "interval": interval,
-                    "queue": entry.queue.value,
-                    "args": json.dumps(entry.args),
-                    "enabled": True,
-                },
-            )
+            defaults = {
+                "task": entry.task,
+                "interval": interval,
+                "queue": entry.queue.value,
+                "args": json.dumps(entry.args),
+                "enabled": True,
+            }
+            if entry.operator_edits:
+                _, was_created = PeriodicTask.objects.get_or_create(
+                    name=f"crossdock:{name}", defaults=defaults
+                )
+            else:
+                _, was_created = PeriodicTask.objects.update_or_create(
+                    name=f"crossdock:{name}", defaults=defaults
+                )
             created += was_created
             updated += not was_created
         stale = PeriodicTask.objects.filter(name__startswith="crossdock:", enabled=True).exclude(

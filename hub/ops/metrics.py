@@ -22,6 +22,7 @@ from hub.api.v1.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from hub.api.v1.problems import problem
 from hub.connections.services import api_client_authenticate
 from hub.ops import selectors
+from reconciliation import selectors as reconciliation_selectors
 
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
@@ -108,7 +109,37 @@ def metrics_registry() -> CollectorRegistry:
     shipments = Gauge("crossdock_shipments", "Shipments by status.", ["status"], registry=registry)
     for status, count in selectors.shipment_counts().items():
         shipments.labels(status=status).set(count)
+    _reconciliation_gauges(registry)
     return registry
+
+
+def _reconciliation_gauges(registry: CollectorRegistry) -> None:
+    discrepancies = Gauge(
+        "crossdock_discrepancies_open",
+        "Open reconciliation discrepancies by check and severity.",
+        ["check", "severity"],
+        registry=registry,
+    )
+    for check, severity, count in reconciliation_selectors.open_discrepancy_counts():
+        discrepancies.labels(check=check, severity=severity).set(count)
+    duration = Gauge(
+        "crossdock_reconciliation_run_seconds",
+        "Duration of each check's latest finished run.",
+        ["check"],
+        registry=registry,
+    )
+    last_success = Gauge(
+        "crossdock_reconciliation_last_success_timestamp_seconds",
+        "When each check last finished a run successfully (Unix time; absent when never).",
+        ["check"],
+        registry=registry,
+    )
+    for run in reconciliation_selectors.last_runs():
+        if run.started_at and run.finished_at:
+            duration.labels(check=run.check_name).set((run.finished_at - run.started_at).total_seconds())
+    for view in reconciliation_selectors.checks_overview():
+        if view.last_success_at is not None:
+            last_success.labels(check=view.name).set(view.last_success_at.timestamp())
 
 
 @require_GET

@@ -40,7 +40,15 @@ def test_every_app_registers_its_queue_under_a_task_celery_knows():
     by_name = {q.name: q for q in work.queues()}
     app.loader.import_default_modules()  # what a worker does at start: autodiscover every tasks module
 
-    assert set(by_name) == {"inbox", "outbox", "workflows", "writes", "polls", "replay-jobs"}
+    assert set(by_name) == {
+        "inbox",
+        "outbox",
+        "workflows",
+        "writes",
+        "polls",
+        "replay-jobs",
+        "reconciliation",
+    }
     assert {q.name for q in by_name.values() if not q.keyed} == {"inbox", "outbox"}
     for q in by_name.values():
         assert q.task in app.tasks, f"{q.name}: no Celery task named {q.task}"

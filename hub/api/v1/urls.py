@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from hub.api.v1 import pipeline_views, views, workflow_views
+from hub.api.v1 import pipeline_views, reconciliation_views, views, workflow_views
 
 router = DefaultRouter()
 router.register("customers", views.CustomerViewSet)
@@ -19,6 +19,9 @@ router.register("messages", pipeline_views.MessageViewSet)
 router.register("dead-letters", pipeline_views.DeadLetterViewSet)
 router.register("replay-jobs", pipeline_views.ReplayJobViewSet)
 router.register("workflows", workflow_views.WorkflowRunViewSet)
+router.register("reconciliation/checks", reconciliation_views.CheckViewSet, basename="reconciliation-check")
+router.register("reconciliation/runs", reconciliation_views.RunViewSet)
+router.register("reconciliation/discrepancies", reconciliation_views.DiscrepancyViewSet)
 
 urlpatterns = [
     path("inbound/<slug:slug>/", pipeline_views.InboundView.as_view(), name="api-inbound"),

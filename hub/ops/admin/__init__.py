@@ -14,5 +14,6 @@ from hub.ops.admin import (  # noqa: F401  registers the admins
     ledger,
     mappings,
     outbox,
+    reconciliation,
     workflows,
 )
