@@ -158,9 +158,12 @@ class Pipeline:
         max_attempts: int = 5,
         backoff_base_s: float = 0.2,
         event_types: list[str] | None = None,
+        timeout_s: float | None = None,
     ) -> dict:
         """A webhook connection to ``url`` plus a subscription to ``event_types`` (all by default)."""
         config = {"url": url, "max_attempts": max_attempts, "backoff_base_s": backoff_base_s}
+        if timeout_s is not None:
+            config["timeout_s"] = timeout_s
         connection = self._ok(
             self.http.post(
                 "/api/v1/connections/",
