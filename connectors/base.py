@@ -231,6 +231,34 @@ class Connector:
         raise NotSupported("lookup")
 
 
+class TableConnector(Connector):
+    """A connector whose ``operate``/``lookup`` dispatch through ``operation_table`` alone: find the
+    entry (``NotSupported`` naming ``owner`` for an unknown name, before any client is built), then
+    call its ``perform`` or ``lookup`` with ``table_arguments``. A subclass says only what its
+    entries take (Tryton: ``(client, payload, ctx)``; Karrio: ``(client, payload, config)``)."""
+
+    #: The connector key named in "<owner> has no operation 'x'".
+    owner: ClassVar[str] = ""
+
+    def table_arguments(
+        self, operation: str, payload: dict[str, Any], ctx: OperationContext
+    ) -> tuple[Any, ...]:
+        """What every ``operation_table`` entry is called with (builds the system's client from ``ctx``)."""
+        raise NotImplementedError
+
+    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
+        entry = self.operation_get(operation, owner=self.owner)
+        return entry.perform(*self.table_arguments(operation, payload, ctx))
+
+    def lookup(
+        self, operation: str, payload: dict[str, Any], ctx: OperationContext
+    ) -> OperationResult | None:
+        find = self.operation_get(operation, owner=self.owner).lookup
+        if find is None:
+            raise NotSupported("lookup")
+        return find(*self.table_arguments(operation, payload, ctx))
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
     key: str

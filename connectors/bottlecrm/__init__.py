@@ -29,19 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from connectors import signing
 from connectors.base import (
-    Connector,
     ConnectorSpec,
     InboundRequest,
     Operation,
     OperationContext,
-    OperationResult,
     ParseResult,
+    TableConnector,
 )
 from connectors.bottlecrm import mapping, operations
 from connectors.bottlecrm.client import CrmApi
-from connectors.errors import NotSupported
 from connectors.jsonbody import json_body_or_none, json_object
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import load_defaults, mappings_or_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
 # BottleCRM signs exactly as Crossdock does (connectors/signing.py), under its own header name;
@@ -84,12 +82,6 @@ class Config(BaseModel):
     )
 
 
-def _mappings(ctx: OperationContext) -> MappingSet:
-    if isinstance(ctx.mappings, MappingSet):
-        return ctx.mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get("outbound"))
-
-
 def _internal(config: Any) -> bool:
     return bool(config.internal_comments)
 
@@ -99,9 +91,10 @@ def _plain(function: Callable[..., Any]) -> Callable[..., Any]:
     return lambda api, fields, payload, mappings, config: function(api, fields, payload, mappings)
 
 
-class BottleCrmConnector(Connector):
+class BottleCrmConnector(TableConnector):
     #: Each entry takes ``(api, fields, payload, mappings, config)``; the functions live in
     #: operations.py, and every lookup is the search its perform starts with.
+    owner = "bottlecrm"
     operation_table = {
         "account.upsert": Operation(
             perform=_plain(operations.account_upsert),
@@ -145,24 +138,14 @@ class BottleCrmConnector(Connector):
 
     # --- writes --------------------------------------------------------------------------------------
 
-    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        entry = self.operation_get(operation, owner="bottlecrm")
-        return entry.perform(*self._arguments(operation, payload, ctx))
-
-    def lookup(
+    def table_arguments(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
-    ) -> OperationResult | None:
-        find = self.operation_get(operation, owner="bottlecrm").lookup
-        if find is None:
-            raise NotSupported("lookup")
-        return find(*self._arguments(operation, payload, ctx))
-
-    @staticmethod
-    def _arguments(operation: str, payload: dict[str, Any], ctx: OperationContext) -> tuple[Any, ...]:
+    ) -> tuple[Any, ...]:
         """What every table entry takes: ``(api, fields, payload, mappings, config)``."""
         config: Any = ctx.config
         api = CrmApi(url=str(config.url), token=ctx.secret, http=ctx.client)
-        return api, operations.Fields(config), _from_envelope(operation, payload), _mappings(ctx), config
+        mappings = mappings_or_defaults(ctx.mappings, DEFAULT_MAPPINGS, "outbound")
+        return api, operations.Fields(config), _from_envelope(operation, payload), mappings, config
 
     # --- webhooks ------------------------------------------------------------------------------------
 

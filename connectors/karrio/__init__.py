@@ -63,19 +63,18 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from canonical.contracts.v1 import EventType
 from canonical.states import EXCEPTION_OPENERS
 from connectors.base import (
-    Connector,
     ConnectorSpec,
     InboundRequest,
     Operation,
     OperationContext,
-    OperationResult,
     ParseResult,
+    TableConnector,
 )
-from connectors.errors import AuthError, NotSupported
+from connectors.errors import AuthError
 from connectors.jsonbody import json_body_or_none, json_object
 from connectors.karrio import mapping, operations
 from connectors.karrio.client import KarrioClient, credentials
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import load_defaults, mappings_or_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
 WEBHOOK_SECRET_HEADER = "x-event-id"  # Karrio's name for the header that carries the shared secret
@@ -115,19 +114,14 @@ class Config(BaseModel):
     )
 
 
-def _inbound_mappings(mappings: Any) -> MappingSet:
-    if isinstance(mappings, MappingSet):
-        return mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
-
-
 def _without_config(function: Callable[..., Any]) -> Callable[..., Any]:
     """A table entry for an operations.py function that takes only ``(client, payload)``."""
     return lambda client, payload, config: function(client, payload)
 
 
-class KarrioConnector(Connector):
+class KarrioConnector(TableConnector):
     #: Each entry takes ``(client, payload, config)``; the functions live in operations.py.
+    owner = "karrio"
     operation_table = {
         "order.create": Operation(
             perform=operations.order_create,
@@ -169,19 +163,14 @@ class KarrioConnector(Connector):
         return ParseResult(documents=[doc])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
-        return mapping.webhook_to_milestones(document, _inbound_mappings(mappings))
+        return mapping.webhook_to_milestones(
+            document, mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
+        )
 
-    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        entry = self.operation_get(operation, owner="karrio")
-        return entry.perform(KarrioClient.from_context(ctx), payload, ctx.config)
-
-    def lookup(
+    def table_arguments(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
-    ) -> OperationResult | None:
-        find = self.operation_get(operation, owner="karrio").lookup
-        if find is None:
-            raise NotSupported("lookup")
-        return find(KarrioClient.from_context(ctx), payload, ctx.config)
+    ) -> tuple[Any, ...]:
+        return KarrioClient.from_context(ctx), payload, ctx.config
 
 
 _EVENT_TYPES = [event_type.value for event_type in EventType]

@@ -24,18 +24,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from connectors.base import (
-    Connector,
     ConnectorSpec,
     InboundRequest,
     Operation,
     OperationContext,
-    OperationResult,
     ParseResult,
     PollResult,
+    TableConnector,
 )
-from connectors.errors import NotSupported
 from connectors.jsonbody import json_body_or_none, json_object
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import MappingSet, load_defaults, mappings_or_defaults
 from connectors.tryton import operations
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.mapping import INBOUND_FIELDS, OUTBOUND_FIELDS, sale_to_order
@@ -85,14 +83,8 @@ class Config(BaseModel):
         return value
 
 
-def _mappings(mappings: Any, direction: str) -> MappingSet:
-    if isinstance(mappings, MappingSet):
-        return mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get(direction))
-
-
 def _outbound(ctx: OperationContext) -> MappingSet:
-    return _mappings(ctx.mappings, "outbound")
+    return mappings_or_defaults(ctx.mappings, DEFAULT_MAPPINGS, "outbound")
 
 
 def _without_ctx(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -100,8 +92,9 @@ def _without_ctx(function: Callable[..., Any]) -> Callable[..., Any]:
     return lambda client, payload, ctx: function(client, payload)
 
 
-class TrytonConnector(Connector):
+class TrytonConnector(TableConnector):
     #: Each entry takes ``(client, payload, ctx)``; the functions live in operations.py.
+    owner = "tryton"
     operation_table = {
         "sale.link_shipment": Operation(
             perform=lambda client, payload, ctx: operations.link_shipment(client, payload, _outbound(ctx)),
@@ -143,22 +136,16 @@ class TrytonConnector(Connector):
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
         ref_system = getattr(config, "ref_system", "tryton")
-        return [sale_to_order(document, _mappings(mappings, "inbound"), ref_system=ref_system)]
+        rules = mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
+        return [sale_to_order(document, rules, ref_system=ref_system)]
 
     def poll(self, cursor: str | None, ctx: OperationContext) -> PollResult:
         return operations.sales_poll(TrytonClient.from_context(ctx), ctx.config, cursor)
 
-    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        entry = self.operation_get(operation, owner="tryton")
-        return entry.perform(TrytonClient.from_context(ctx), payload, ctx)
-
-    def lookup(
+    def table_arguments(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
-    ) -> OperationResult | None:
-        find = self.operation_get(operation, owner="tryton").lookup
-        if find is None:
-            raise NotSupported("lookup")
-        return find(TrytonClient.from_context(ctx), payload, ctx)
+    ) -> tuple[Any, ...]:
+        return TrytonClient.from_context(ctx), payload, ctx
 
 
 CONNECTOR = ConnectorSpec(
