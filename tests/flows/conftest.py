@@ -17,13 +17,11 @@ sweeper do (poll, drain, trigger scan, advance), scoped to the test's own orders
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,36 +44,17 @@ from hub.outbox.services import outbox_drain
 from hub.workflows.models import WorkflowRun
 from hub.workflows.services import workflow_advance, workflows_due
 from hub.workflows.triggers import flow_config_save, workflow_triggers_scan
+from tests.support.peers import SHIPPER, peer_script_or_fail
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:6].upper()  # this session's token in order references and customer codes
 READ_TIMEOUT_S = 60.0  # seconds per peer call: Tryton's confirm/post take 1-2 s, more on a busy box
-SHIPPER = {
-    "person_name": "Dock 4",
-    "company_name": "Crossdock Warehouse",
-    "address_line1": "1 Dock St",
-    "city": "Montreal",
-    "postal_code": "H2B1A0",
-    "state_code": "QC",
-    "country_code": "CA",
-}
 SLUGS = {"erp": "flows-erp", "tms": "flows-tms", "crm": "flows-crm", "partner": "flows-partner"}
 FLOWS = ("order_to_ship", "ship_to_invoice", "exception_to_case", "freight_adjustment")
 
 
 def peer(key: str, verb: str, *, timeout: float = 900) -> str:
     """``peers/<key>.sh <verb>`` (stdin closed, as in CI); its stdout. Fails the test loudly."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "peers" / f"{key}.sh"), verb],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"peers/{key}.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+    return peer_script_or_fail(key, verb, timeout=timeout)
 
 
 def peer_env(key: str) -> dict[str, str]:

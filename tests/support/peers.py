@@ -6,7 +6,19 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 PEERS = Path(__file__).resolve().parents[2] / "peers"
+#: The warehouse the tests' Karrio connections ship from (their ``shipper`` config).
+SHIPPER = {
+    "person_name": "Dock 4",
+    "company_name": "Crossdock Warehouse",
+    "address_line1": "1 Dock St",
+    "city": "Montreal",
+    "postal_code": "H2B1A0",
+    "state_code": "QC",
+    "country_code": "CA",
+}
 
 
 def peer_script(name: str, verb: str, *, timeout: float = 900) -> str:
@@ -23,6 +35,14 @@ def peer_script(name: str, verb: str, *, timeout: float = 900) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"peers/{name}.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout
+
+
+def peer_script_or_fail(name: str, verb: str, *, timeout: float = 900) -> str:
+    """``peer_script``, failing the test (rather than raising) when the script fails."""
+    try:
+        return peer_script(name, verb, timeout=timeout)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def peer_script_env(name: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,33 +11,15 @@ import pytest
 import requests
 
 from hub.connections.services import connection_save
+from tests.support.peers import SHIPPER, peer_script_or_fail
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "peers" / "karrio.sh"
-SHIPPER = {
-    "person_name": "Dock 4",
-    "company_name": "Crossdock Warehouse",
-    "address_line1": "1 Dock St",
-    "city": "Montreal",
-    "postal_code": "H2B1A0",
-    "state_code": "QC",
-    "country_code": "CA",
-}
 
 
 def peer(verb: str, *, timeout: float = 900) -> str:
     """Run a peer verb (stdin closed, as in CI); returns its stdout. Fails the test with the log tail."""
-    done = subprocess.run(
-        [str(SCRIPT), verb],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"peers/karrio.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+    return peer_script_or_fail("karrio", verb, timeout=timeout)
 
 
 @dataclass
