@@ -117,6 +117,21 @@ class Operation:
     perform: Callable[..., OperationResult]
     lookup: Callable[..., OperationResult | None] | None = None
 
+    @classmethod
+    def without_last(
+        cls,
+        perform: Callable[..., OperationResult],
+        lookup: Callable[..., OperationResult | None] | None = None,
+    ) -> Operation:
+        """An entry whose functions take what the connector passes but the last argument."""
+        return cls(perform=without_last(perform), lookup=None if lookup is None else without_last(lookup))
+
+
+def without_last(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A table function for one that takes every argument the connector passes (its
+    ``table_arguments``) but the last, its ``ctx`` or ``config``, which it does not need."""
+    return lambda *arguments: function(*arguments[:-1])
+
 
 class Connector:
     """Base with every capability unsupported. ``config`` is the validated ``Config`` instance."""

@@ -55,7 +55,6 @@ Inbound webhooks (``POST /api/v1/inbound/<slug>/``):
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -69,6 +68,7 @@ from connectors.base import (
     OperationContext,
     ParseResult,
     TableConnector,
+    without_last,
 )
 from connectors.errors import AuthError
 from connectors.jsonbody import json_body_or_none, json_object
@@ -114,31 +114,23 @@ class Config(BaseModel):
     )
 
 
-def _without_config(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A table entry for an operations.py function that takes only ``(client, payload)``."""
-    return lambda client, payload, config: function(client, payload)
-
-
 class KarrioConnector(TableConnector):
-    #: Each entry takes ``(client, payload, config)``; the functions live in operations.py.
+    #: Each entry takes ``(client, payload, config)``; the functions live in operations.py (lookups
+    #: take only ``(client, payload)``).
     owner = "karrio"
     operation_table = {
         "order.create": Operation(
             perform=operations.order_create,
-            lookup=_without_config(operations.order_lookup),
+            lookup=without_last(operations.order_lookup),
         ),
         "shipment.create": Operation(
             perform=operations.shipment_create,
-            lookup=_without_config(operations.shipment_lookup),
+            lookup=without_last(operations.shipment_lookup),
         ),
-        "shipment.cancel": Operation(
-            perform=_without_config(operations.shipment_cancel),
-            lookup=_without_config(operations.shipment_cancel_lookup),
+        "shipment.cancel": Operation.without_last(
+            operations.shipment_cancel, operations.shipment_cancel_lookup
         ),
-        "webhook.register": Operation(
-            perform=_without_config(operations.webhook_register),
-            lookup=_without_config(operations.webhook_lookup),
-        ),
+        "webhook.register": Operation.without_last(operations.webhook_register, operations.webhook_lookup),
     }
     verifies_own_webhooks = True  # the subscription's secret in X-Event-Id
 

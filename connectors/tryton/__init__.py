@@ -18,7 +18,6 @@ The secret is the Tryton user's password. Sessions are cached per process and re
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
@@ -87,13 +86,9 @@ def _outbound(ctx: OperationContext) -> MappingSet:
     return mappings_or_defaults(ctx.mappings, DEFAULT_MAPPINGS, "outbound")
 
 
-def _without_ctx(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A table entry for an operations.py function that takes only ``(client, payload)``."""
-    return lambda client, payload, ctx: function(client, payload)
-
-
 class TrytonConnector(TableConnector):
-    #: Each entry takes ``(client, payload, ctx)``; the functions live in operations.py.
+    #: Each entry takes ``(client, payload, ctx)``; the functions live in operations.py (most
+    #: take only ``(client, payload)``).
     owner = "tryton"
     operation_table = {
         "sale.link_shipment": Operation(
@@ -102,22 +97,10 @@ class TrytonConnector(TableConnector):
                 client, payload, _outbound(ctx)
             ),
         ),
-        "shipment.record_cost": Operation(
-            perform=_without_ctx(operations.record_cost),
-            lookup=_without_ctx(operations.record_cost_lookup),
-        ),
-        "invoice.post": Operation(
-            perform=_without_ctx(operations.invoice_post),
-            lookup=_without_ctx(operations.invoice_post_lookup),
-        ),
-        "invoice.credit": Operation(
-            perform=_without_ctx(operations.invoice_credit),
-            lookup=_without_ctx(operations.invoice_credit_lookup),
-        ),
-        "invoice.debit": Operation(
-            perform=_without_ctx(operations.invoice_debit),
-            lookup=_without_ctx(operations.invoice_debit_lookup),
-        ),
+        "shipment.record_cost": Operation.without_last(operations.record_cost, operations.record_cost_lookup),
+        "invoice.post": Operation.without_last(operations.invoice_post, operations.invoice_post_lookup),
+        "invoice.credit": Operation.without_last(operations.invoice_credit, operations.invoice_credit_lookup),
+        "invoice.debit": Operation.without_last(operations.invoice_debit, operations.invoice_debit_lookup),
     }
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
