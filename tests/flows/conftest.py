@@ -44,7 +44,7 @@ from hub.outbox.services import outbox_drain
 from hub.workflows.models import WorkflowRun
 from hub.workflows.services import workflow_advance, workflows_due
 from hub.workflows.triggers import flow_config_save, workflow_triggers_scan
-from tests.support.peers import SHIPPER, peer_script_or_fail
+from tests.support.peers import SHIPPER, PeerApi, peer_script_or_fail
 
 RUN = uuid.uuid4().hex[:6].upper()  # this session's token in order references and customer codes
 READ_TIMEOUT_S = 60.0  # seconds per peer call: Tryton's confirm/post take 1-2 s, more on a busy box
@@ -64,7 +64,7 @@ def peer_env(key: str) -> dict[str, str]:
 # --- The peers, read back through their own APIs -------------------------------------------------------
 
 
-class Karrio:
+class Karrio(PeerApi):
     def __init__(self, env: dict[str, str]):
         self.url, self.api_key, self.carrier_id = (
             env["KARRIO_URL"],
@@ -74,16 +74,6 @@ class Karrio:
         self.api = requests.Session()
         self.api.trust_env = False
         self.api.headers["Authorization"] = f"Token {self.api_key}"
-
-    def get(self, path: str, **params: Any) -> dict:
-        response = self.api.get(f"{self.url}{path}", params=params, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: dict) -> dict:
-        response = self.api.post(f"{self.url}{path}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
 
     def records(self, resource: str, **filters: str) -> list[dict]:
         """Karrio's ``resource`` whose fields equal ``filters`` exactly, any status (its list filters

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,24 @@ SHIPPER = {
     "state_code": "QC",
     "country_code": "CA",
 }
+
+
+class PeerApi:
+    """JSON reads and writes against a peer's REST API: ``self.api`` (a ``requests.Session`` carrying
+    the credentials) at ``self.url``; an HTTP error fails the call."""
+
+    url: str
+    api: Any  # requests.Session
+
+    def get(self, path: str, **params: Any) -> dict:
+        response = self.api.get(f"{self.url}{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict) -> dict:
+        response = self.api.post(f"{self.url}{path}", json=body, timeout=60)
+        response.raise_for_status()
+        return response.json()
 
 
 def peer_script(name: str, verb: str, *, timeout: float = 900) -> str:

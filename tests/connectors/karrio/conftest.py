@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from hub.connections.services import connection_save
-from tests.support.peers import SHIPPER, peer_script_or_fail
+from tests.support.peers import SHIPPER, PeerApi, peer_script_or_fail
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "peers" / "karrio.sh"
@@ -23,23 +23,13 @@ def peer(verb: str, *, timeout: float = 900) -> str:
 
 
 @dataclass
-class KarrioPeer:
+class KarrioPeer(PeerApi):
     """The running peer, and a plain API session for what tests check or drive behind the connector."""
 
     url: str
     api_key: str
     carrier_id: str
     api: requests.Session
-
-    def get(self, path: str, **params) -> dict:
-        response = self.api.get(f"{self.url}{path}", params=params, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: dict) -> dict:
-        response = self.api.post(f"{self.url}{path}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
 
     def delete(self, path: str) -> None:
         self.api.delete(f"{self.url}{path}", timeout=30)
