@@ -28,7 +28,7 @@ import pytest
 import requests
 from django.db.models import Q
 
-from canonical.models import Order, Shipment, ShipmentException
+from canonical.models import Customer, Order, Shipment, ShipmentException
 from connectors import registry
 from connectors.bottlecrm.client import CrmApi
 from connectors.tryton.client import TrytonClient
@@ -375,6 +375,17 @@ class Hub:
             s for s in self.karrio.records("shipments", reference=sale.shipment) if s["status"] != "cancelled"
         ]
         return found
+
+    def sale_delivered_without_pod_hold(self, *, lines=(("WIDGET", 2),)) -> Sale:
+        """A sale polled in for a customer invoiced on delivery (no POD hold), its shipment bought in
+        Karrio and reported delivered there (the delivery is not settled yet)."""
+        sale = self.sale(lines=lines)
+        self.poll()
+        Customer.objects.filter(orders__reference=sale.order).update(hold_invoice_until_pod=False)
+        self.settle()
+        tracker = self.karrio_shipment(sale)["tracker_id"]
+        self.karrio.inject(tracker, "delivered", tracking_event(2, "delivered", "DL"), delivered=True)
+        return sale
 
     def exceptions(self, sale: Sale) -> list[ShipmentException]:
         return list(ShipmentException.objects.filter(shipment__reference=sale.shipment).order_by("opened_at"))
