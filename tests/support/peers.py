@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,16 @@ def peer_script_or_fail(name: str, verb: str, *, timeout: float = 900) -> str:
         return peer_script(name, verb, timeout=timeout)
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+def peer_ready(name: str, *, timeout: float = 900) -> dict[str, str]:
+    """Bring the peer up (``ensure``) and to its starting data (``reset``), print how long that took
+    for the session log, and return its ``env``."""
+    started = time.monotonic()
+    peer_script(name, "ensure", timeout=timeout)
+    peer_script(name, "reset", timeout=timeout)
+    print(f"\n[{name} peer] ensure + reset in {time.monotonic() - started:.1f}s")
+    return peer_script_env(name)
 
 
 def peer_script_env(name: str) -> dict[str, str]:
