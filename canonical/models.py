@@ -40,6 +40,44 @@ def currency_check(name: str, field: str = "currency") -> models.CheckConstraint
     )
 
 
+def positive_check(name: str, field: str = "quantity") -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__gt": 0}),
+        name=name,
+        violation_error_message=f"{field} must be greater than zero",
+    )
+
+
+def non_negative_check(name: str, field: str, *, nullable: bool = False) -> models.CheckConstraint:
+    """``field >= 0``; with ``nullable`` an empty value passes too."""
+    condition = Q(**{f"{field}__gte": 0})
+    if nullable:
+        condition = Q(**{f"{field}__isnull": True}) | condition
+    return models.CheckConstraint(
+        condition=condition, name=name, violation_error_message=f"{field} cannot be negative"
+    )
+
+
+def degrees_check(name: str, field: str, limit: int) -> models.CheckConstraint:
+    """An optional coordinate within ``-limit..limit`` degrees."""
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__gte": -limit, f"{field}__lte": limit}),
+        name=name,
+        violation_error_message=f"{field} must be between -{limit} and {limit}",
+    )
+
+
+def not_before_check(name: str, *, start: str, end: str, open_start: bool = False) -> models.CheckConstraint:
+    """``end >= start`` for a period or window; an empty ``end`` (and, with ``open_start``, an empty
+    ``start``) passes."""
+    condition = Q(**{f"{end}__isnull": True}) | Q(**{f"{end}__gte": F(start)})
+    if open_start:
+        condition = Q(**{f"{start}__isnull": True}) | condition
+    return models.CheckConstraint(
+        condition=condition, name=name, violation_error_message=f"{end} must not be before {start}"
+    )
+
+
 class ExternalRef(TimestampedModel):
     """The id a canonical record has in another system (ERP sale id, TMS shipment id, CRM account id)."""
 
@@ -104,16 +142,8 @@ class Location(TimestampedModel):
     class Meta:
         ordering = ["code"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(latitude__isnull=True) | Q(latitude__gte=-90, latitude__lte=90),
-                name="canonical_location_latitude_range",
-                violation_error_message="latitude must be between -90 and 90",
-            ),
-            models.CheckConstraint(
-                condition=Q(longitude__isnull=True) | Q(longitude__gte=-180, longitude__lte=180),
-                name="canonical_location_longitude_range",
-                violation_error_message="longitude must be between -180 and 180",
-            ),
+            degrees_check("canonical_location_latitude_range", "latitude", 90),
+            degrees_check("canonical_location_longitude_range", "longitude", 180),
             models.CheckConstraint(
                 condition=Q(country="") | Q(country__regex=r"^[A-Z]{2}$"),
                 name="canonical_location_country_iso2",
@@ -165,11 +195,7 @@ class Product(TimestampedModel):
     class Meta:
         ordering = ["sku"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(weight_kg__isnull=True) | Q(weight_kg__gte=0),
-                name="canonical_product_weight_nonneg",
-                violation_error_message="weight_kg cannot be negative",
-            ),
+            non_negative_check("canonical_product_weight_nonneg", "weight_kg", nullable=True),
         ]
 
     def __str__(self) -> str:
@@ -196,16 +222,8 @@ class Price(TimestampedModel):
                 nulls_distinct=False,
                 name="canonical_price_product_customer_from_uniq",
             ),
-            models.CheckConstraint(
-                condition=Q(unit_price__gte=0),
-                name="canonical_price_nonneg",
-                violation_error_message="unit_price cannot be negative",
-            ),
-            models.CheckConstraint(
-                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=F("valid_from")),
-                name="canonical_price_period_order",
-                violation_error_message="valid_to must not be before valid_from",
-            ),
+            non_negative_check("canonical_price_nonneg", "unit_price"),
+            not_before_check("canonical_price_period_order", start="valid_from", end="valid_to"),
             currency_check("canonical_price_currency_iso"),
         ]
 
@@ -237,16 +255,8 @@ class Rate(TimestampedModel):
                 fields=["carrier", "origin", "destination", "basis", "valid_from"],
                 name="canonical_rate_lane_uniq",
             ),
-            models.CheckConstraint(
-                condition=Q(amount__gte=0),
-                name="canonical_rate_nonneg",
-                violation_error_message="amount cannot be negative",
-            ),
-            models.CheckConstraint(
-                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=F("valid_from")),
-                name="canonical_rate_period_order",
-                violation_error_message="valid_to must not be before valid_from",
-            ),
+            non_negative_check("canonical_rate_nonneg", "amount"),
+            not_before_check("canonical_rate_period_order", start="valid_from", end="valid_to"),
             currency_check("canonical_rate_currency_iso"),
         ]
 
@@ -302,16 +312,8 @@ class OrderLine(TimestampedModel):
         ordering = ["order", "line_number"]
         constraints = [
             models.UniqueConstraint(fields=["order", "line_number"], name="canonical_orderline_number_uniq"),
-            models.CheckConstraint(
-                condition=Q(quantity__gt=0),
-                name="canonical_orderline_qty_positive",
-                violation_error_message="quantity must be greater than zero",
-            ),
-            models.CheckConstraint(
-                condition=Q(unit_price__gte=0),
-                name="canonical_orderline_price_nonneg",
-                violation_error_message="unit_price cannot be negative",
-            ),
+            positive_check("canonical_orderline_qty_positive"),
+            non_negative_check("canonical_orderline_price_nonneg", "unit_price"),
         ]
 
     def __str__(self) -> str:
@@ -372,11 +374,7 @@ class Shipment(TimestampedModel):
         ordering = ["-created_at"]
         constraints = [
             currency_check("canonical_shipment_currency_iso"),
-            models.CheckConstraint(
-                condition=Q(expected_freight_cost__isnull=True) | Q(expected_freight_cost__gte=0),
-                name="canonical_shipment_cost_nonneg",
-                violation_error_message="expected_freight_cost cannot be negative",
-            ),
+            non_negative_check("canonical_shipment_cost_nonneg", "expected_freight_cost", nullable=True),
         ]
         indexes = [
             # API list filters ?status= and ?updated_after=, and the ops admin's status filter.
@@ -399,11 +397,7 @@ class ShipmentLine(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["shipment", "order_line"], name="canonical_shipmentline_uniq"),
-            models.CheckConstraint(
-                condition=Q(quantity__gt=0),
-                name="canonical_shipmentline_qty_positive",
-                violation_error_message="quantity must be greater than zero",
-            ),
+            positive_check("canonical_shipmentline_qty_positive"),
         ]
 
     def __str__(self) -> str:
@@ -433,19 +427,11 @@ class Stop(TimestampedModel):
                 name="canonical_stop_sequence_positive",
                 violation_error_message="sequence starts at 1",
             ),
-            models.CheckConstraint(
-                condition=Q(planned_start__isnull=True)
-                | Q(planned_end__isnull=True)
-                | Q(planned_end__gte=F("planned_start")),
-                name="canonical_stop_window_order",
-                violation_error_message="planned_end must not be before planned_start",
+            not_before_check(
+                "canonical_stop_window_order", start="planned_start", end="planned_end", open_start=True
             ),
-            models.CheckConstraint(
-                condition=Q(actual_arrival__isnull=True)
-                | Q(actual_departure__isnull=True)
-                | Q(actual_departure__gte=F("actual_arrival")),
-                name="canonical_stop_actual_order",
-                violation_error_message="actual_departure must not be before actual_arrival",
+            not_before_check(
+                "canonical_stop_actual_order", start="actual_arrival", end="actual_departure", open_start=True
             ),
         ]
 
@@ -618,11 +604,7 @@ class InvoiceLine(TimestampedModel):
             models.UniqueConstraint(
                 fields=["invoice", "line_number"], name="canonical_invoiceline_number_uniq"
             ),
-            models.CheckConstraint(
-                condition=Q(quantity__gt=0),
-                name="canonical_invoiceline_qty_positive",
-                violation_error_message="quantity must be greater than zero",
-            ),
+            positive_check("canonical_invoiceline_qty_positive"),
         ]
 
     def __str__(self) -> str:

@@ -117,6 +117,21 @@ class Operation:
     perform: Callable[..., OperationResult]
     lookup: Callable[..., OperationResult | None] | None = None
 
+    @classmethod
+    def without_last(
+        cls,
+        perform: Callable[..., OperationResult],
+        lookup: Callable[..., OperationResult | None] | None = None,
+    ) -> Operation:
+        """An entry whose functions take what the connector passes but the last argument."""
+        return cls(perform=without_last(perform), lookup=None if lookup is None else without_last(lookup))
+
+
+def without_last(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A table function for one that takes every argument the connector passes (its
+    ``table_arguments``) but the last, its ``ctx`` or ``config``, which it does not need."""
+    return lambda *arguments: function(*arguments[:-1])
+
 
 class Connector:
     """Base with every capability unsupported. ``config`` is the validated ``Config`` instance."""
@@ -229,6 +244,34 @@ class Connector:
         whose outcome was not recorded; must not write.
         """
         raise NotSupported("lookup")
+
+
+class TableConnector(Connector):
+    """A connector whose ``operate``/``lookup`` dispatch through ``operation_table`` alone: find the
+    entry (``NotSupported`` naming ``owner`` for an unknown name, before any client is built), then
+    call its ``perform`` or ``lookup`` with ``table_arguments``. A subclass says only what its
+    entries take (Tryton: ``(client, payload, ctx)``; Karrio: ``(client, payload, config)``)."""
+
+    #: The connector key named in "<owner> has no operation 'x'".
+    owner: ClassVar[str] = ""
+
+    def table_arguments(
+        self, operation: str, payload: dict[str, Any], ctx: OperationContext
+    ) -> tuple[Any, ...]:
+        """What every ``operation_table`` entry is called with (builds the system's client from ``ctx``)."""
+        raise NotImplementedError
+
+    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
+        entry = self.operation_get(operation, owner=self.owner)
+        return entry.perform(*self.table_arguments(operation, payload, ctx))
+
+    def lookup(
+        self, operation: str, payload: dict[str, Any], ctx: OperationContext
+    ) -> OperationResult | None:
+        find = self.operation_get(operation, owner=self.owner).lookup
+        if find is None:
+            raise NotSupported("lookup")
+        return find(*self.table_arguments(operation, payload, ctx))
 
 
 @dataclass(frozen=True)

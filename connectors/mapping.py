@@ -148,6 +148,14 @@ def validate(data: Any, targets: Mapping[str, Any] | None = None) -> list[str]:
     return problems
 
 
+def mappings_or_defaults(mappings: Any, defaults: Mapping[str, Any], direction: str) -> MappingSet:
+    """The ``MappingSet`` the hub passed (the connection's published mappings) or, when it passed
+    none, the connector's packaged ``defaults`` (``load_defaults``) for ``direction``."""
+    if isinstance(mappings, MappingSet):
+        return mappings
+    return MappingSet.from_data(defaults.get(direction))
+
+
 def load_defaults(package_dir: str | Path) -> dict[str, dict[str, Any]]:
     """Read ``mappings/<direction>.json`` next to a connector's ``__init__`` (missing files: empty)."""
     root = Path(package_dir)

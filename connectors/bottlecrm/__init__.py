@@ -22,26 +22,24 @@ endpoint's secret for an inbound one. Custom fields (text, filterable) must exis
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from connectors import signing
 from connectors.base import (
-    Connector,
     ConnectorSpec,
     InboundRequest,
     Operation,
     OperationContext,
-    OperationResult,
     ParseResult,
+    TableConnector,
+    without_last,
 )
 from connectors.bottlecrm import mapping, operations
 from connectors.bottlecrm.client import CrmApi
-from connectors.errors import NotSupported
 from connectors.jsonbody import json_body_or_none, json_object
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import load_defaults, mappings_or_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
 # BottleCRM signs exactly as Crossdock does (connectors/signing.py), under its own header name;
@@ -84,58 +82,39 @@ class Config(BaseModel):
     )
 
 
-def _mappings(ctx: OperationContext) -> MappingSet:
-    if isinstance(ctx.mappings, MappingSet):
-        return ctx.mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get("outbound"))
-
-
 def _internal(config: Any) -> bool:
     return bool(config.internal_comments)
 
 
-def _plain(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A table entry for an operations.py function that needs no config."""
-    return lambda api, fields, payload, mappings, config: function(api, fields, payload, mappings)
-
-
-class BottleCrmConnector(Connector):
+class BottleCrmConnector(TableConnector):
     #: Each entry takes ``(api, fields, payload, mappings, config)``; the functions live in
-    #: operations.py, and every lookup is the search its perform starts with.
+    #: operations.py, and every lookup is the search its perform starts with (the functions that
+    #: need no config take the rest: ``without_last``).
+    owner = "bottlecrm"
     operation_table = {
-        "account.upsert": Operation(
-            perform=_plain(operations.account_upsert),
-            lookup=_plain(operations.account_find),
+        "account.upsert": Operation.without_last(operations.account_upsert, operations.account_find),
+        "contact.upsert": Operation.without_last(operations.contact_upsert, operations.contact_find),
+        "shipment.status": Operation.without_last(
+            operations.shipment_status, operations.shipment_status_find
         ),
-        "contact.upsert": Operation(
-            perform=_plain(operations.contact_upsert),
-            lookup=_plain(operations.contact_find),
-        ),
-        "shipment.status": Operation(
-            perform=_plain(operations.shipment_status),
-            lookup=_plain(operations.shipment_status_find),
-        ),
-        "case.open": Operation(
-            perform=_plain(operations.case_open),
-            lookup=_plain(operations.case_open_find),
-        ),
+        "case.open": Operation.without_last(operations.case_open, operations.case_open_find),
         "case.comment": Operation(
             perform=lambda api, fields, payload, mappings, config: operations.case_comment(
                 api, fields, payload, mappings, internal=_internal(config)
             ),
-            lookup=_plain(operations.case_comment_find),
+            lookup=without_last(operations.case_comment_find),
         ),
         "case.close": Operation(
             perform=lambda api, fields, payload, mappings, config: operations.case_close(
                 api, fields, payload, mappings, internal=_internal(config)
             ),
-            lookup=_plain(operations.case_close_find),
+            lookup=without_last(operations.case_close_find),
         ),
         "case.reopen": Operation(
             perform=lambda api, fields, payload, mappings, config: operations.case_reopen(
                 api, fields, payload, mappings, internal=_internal(config), status=config.reopen_status
             ),
-            lookup=_plain(operations.case_reopen_find),
+            lookup=without_last(operations.case_reopen_find),
         ),
     }
     #: A subscription on a BottleCRM connection keeps each shipment's status in front of the account
@@ -145,24 +124,14 @@ class BottleCrmConnector(Connector):
 
     # --- writes --------------------------------------------------------------------------------------
 
-    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        entry = self.operation_get(operation, owner="bottlecrm")
-        return entry.perform(*self._arguments(operation, payload, ctx))
-
-    def lookup(
+    def table_arguments(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
-    ) -> OperationResult | None:
-        find = self.operation_get(operation, owner="bottlecrm").lookup
-        if find is None:
-            raise NotSupported("lookup")
-        return find(*self._arguments(operation, payload, ctx))
-
-    @staticmethod
-    def _arguments(operation: str, payload: dict[str, Any], ctx: OperationContext) -> tuple[Any, ...]:
+    ) -> tuple[Any, ...]:
         """What every table entry takes: ``(api, fields, payload, mappings, config)``."""
         config: Any = ctx.config
         api = CrmApi(url=str(config.url), token=ctx.secret, http=ctx.client)
-        return api, operations.Fields(config), _from_envelope(operation, payload), _mappings(ctx), config
+        mappings = mappings_or_defaults(ctx.mappings, DEFAULT_MAPPINGS, "outbound")
+        return api, operations.Fields(config), _from_envelope(operation, payload), mappings, config
 
     # --- webhooks ------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from connectors.dcsa import mapping as dcsa_mapping
 from connectors.dcsa import schema as dcsa_schema
 from connectors.errors import AuthError
 from connectors.jsonbody import json_body_or_none
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import load_defaults, mappings_or_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
 SIGNATURE_HEADER = "notification-signature"
@@ -80,11 +80,7 @@ class DcsaConnector(Connector):
         return ParseResult(documents=dcsa_schema.read_events(request.body, version=version))
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
-        rules = (
-            mappings
-            if isinstance(mappings, MappingSet)
-            else MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
-        )
+        rules = mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
         types = getattr(config, "shipment_reference_types", None) or ["BKG", "TRD"]
         return dcsa_mapping.map_event(document, rules, reference_types=types)
 

@@ -55,7 +55,6 @@ Inbound webhooks (``POST /api/v1/inbound/<slug>/``):
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -63,19 +62,19 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from canonical.contracts.v1 import EventType
 from canonical.states import EXCEPTION_OPENERS
 from connectors.base import (
-    Connector,
     ConnectorSpec,
     InboundRequest,
     Operation,
     OperationContext,
-    OperationResult,
     ParseResult,
+    TableConnector,
+    without_last,
 )
-from connectors.errors import AuthError, NotSupported
+from connectors.errors import AuthError
 from connectors.jsonbody import json_body_or_none, json_object
 from connectors.karrio import mapping, operations
 from connectors.karrio.client import KarrioClient, credentials
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import load_defaults, mappings_or_defaults
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
 WEBHOOK_SECRET_HEADER = "x-event-id"  # Karrio's name for the header that carries the shared secret
@@ -115,36 +114,23 @@ class Config(BaseModel):
     )
 
 
-def _inbound_mappings(mappings: Any) -> MappingSet:
-    if isinstance(mappings, MappingSet):
-        return mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
-
-
-def _without_config(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A table entry for an operations.py function that takes only ``(client, payload)``."""
-    return lambda client, payload, config: function(client, payload)
-
-
-class KarrioConnector(Connector):
-    #: Each entry takes ``(client, payload, config)``; the functions live in operations.py.
+class KarrioConnector(TableConnector):
+    #: Each entry takes ``(client, payload, config)``; the functions live in operations.py (lookups
+    #: take only ``(client, payload)``).
+    owner = "karrio"
     operation_table = {
         "order.create": Operation(
             perform=operations.order_create,
-            lookup=_without_config(operations.order_lookup),
+            lookup=without_last(operations.order_lookup),
         ),
         "shipment.create": Operation(
             perform=operations.shipment_create,
-            lookup=_without_config(operations.shipment_lookup),
+            lookup=without_last(operations.shipment_lookup),
         ),
-        "shipment.cancel": Operation(
-            perform=_without_config(operations.shipment_cancel),
-            lookup=_without_config(operations.shipment_cancel_lookup),
+        "shipment.cancel": Operation.without_last(
+            operations.shipment_cancel, operations.shipment_cancel_lookup
         ),
-        "webhook.register": Operation(
-            perform=_without_config(operations.webhook_register),
-            lookup=_without_config(operations.webhook_lookup),
-        ),
+        "webhook.register": Operation.without_last(operations.webhook_register, operations.webhook_lookup),
     }
     verifies_own_webhooks = True  # the subscription's secret in X-Event-Id
 
@@ -169,19 +155,14 @@ class KarrioConnector(Connector):
         return ParseResult(documents=[doc])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
-        return mapping.webhook_to_milestones(document, _inbound_mappings(mappings))
+        return mapping.webhook_to_milestones(
+            document, mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
+        )
 
-    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        entry = self.operation_get(operation, owner="karrio")
-        return entry.perform(KarrioClient.from_context(ctx), payload, ctx.config)
-
-    def lookup(
+    def table_arguments(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
-    ) -> OperationResult | None:
-        find = self.operation_get(operation, owner="karrio").lookup
-        if find is None:
-            raise NotSupported("lookup")
-        return find(KarrioClient.from_context(ctx), payload, ctx.config)
+    ) -> tuple[Any, ...]:
+        return KarrioClient.from_context(ctx), payload, ctx.config
 
 
 _EVENT_TYPES = [event_type.value for event_type in EventType]

@@ -18,24 +18,21 @@ The secret is the Tryton user's password. Sessions are cached per process and re
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from connectors.base import (
-    Connector,
     ConnectorSpec,
     InboundRequest,
     Operation,
     OperationContext,
-    OperationResult,
     ParseResult,
     PollResult,
+    TableConnector,
 )
-from connectors.errors import NotSupported
 from connectors.jsonbody import json_body_or_none, json_object
-from connectors.mapping import MappingSet, load_defaults
+from connectors.mapping import MappingSet, load_defaults, mappings_or_defaults
 from connectors.tryton import operations
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.mapping import INBOUND_FIELDS, OUTBOUND_FIELDS, sale_to_order
@@ -85,23 +82,14 @@ class Config(BaseModel):
         return value
 
 
-def _mappings(mappings: Any, direction: str) -> MappingSet:
-    if isinstance(mappings, MappingSet):
-        return mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get(direction))
-
-
 def _outbound(ctx: OperationContext) -> MappingSet:
-    return _mappings(ctx.mappings, "outbound")
+    return mappings_or_defaults(ctx.mappings, DEFAULT_MAPPINGS, "outbound")
 
 
-def _without_ctx(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A table entry for an operations.py function that takes only ``(client, payload)``."""
-    return lambda client, payload, ctx: function(client, payload)
-
-
-class TrytonConnector(Connector):
-    #: Each entry takes ``(client, payload, ctx)``; the functions live in operations.py.
+class TrytonConnector(TableConnector):
+    #: Each entry takes ``(client, payload, ctx)``; the functions live in operations.py (most
+    #: take only ``(client, payload)``).
+    owner = "tryton"
     operation_table = {
         "sale.link_shipment": Operation(
             perform=lambda client, payload, ctx: operations.link_shipment(client, payload, _outbound(ctx)),
@@ -109,22 +97,10 @@ class TrytonConnector(Connector):
                 client, payload, _outbound(ctx)
             ),
         ),
-        "shipment.record_cost": Operation(
-            perform=_without_ctx(operations.record_cost),
-            lookup=_without_ctx(operations.record_cost_lookup),
-        ),
-        "invoice.post": Operation(
-            perform=_without_ctx(operations.invoice_post),
-            lookup=_without_ctx(operations.invoice_post_lookup),
-        ),
-        "invoice.credit": Operation(
-            perform=_without_ctx(operations.invoice_credit),
-            lookup=_without_ctx(operations.invoice_credit_lookup),
-        ),
-        "invoice.debit": Operation(
-            perform=_without_ctx(operations.invoice_debit),
-            lookup=_without_ctx(operations.invoice_debit_lookup),
-        ),
+        "shipment.record_cost": Operation.without_last(operations.record_cost, operations.record_cost_lookup),
+        "invoice.post": Operation.without_last(operations.invoice_post, operations.invoice_post_lookup),
+        "invoice.credit": Operation.without_last(operations.invoice_credit, operations.invoice_credit_lookup),
+        "invoice.debit": Operation.without_last(operations.invoice_debit, operations.invoice_debit_lookup),
     }
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
@@ -143,22 +119,16 @@ class TrytonConnector(Connector):
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
         ref_system = getattr(config, "ref_system", "tryton")
-        return [sale_to_order(document, _mappings(mappings, "inbound"), ref_system=ref_system)]
+        rules = mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
+        return [sale_to_order(document, rules, ref_system=ref_system)]
 
     def poll(self, cursor: str | None, ctx: OperationContext) -> PollResult:
         return operations.sales_poll(TrytonClient.from_context(ctx), ctx.config, cursor)
 
-    def operate(self, operation: str, payload: dict[str, Any], ctx: OperationContext) -> OperationResult:
-        entry = self.operation_get(operation, owner="tryton")
-        return entry.perform(TrytonClient.from_context(ctx), payload, ctx)
-
-    def lookup(
+    def table_arguments(
         self, operation: str, payload: dict[str, Any], ctx: OperationContext
-    ) -> OperationResult | None:
-        find = self.operation_get(operation, owner="tryton").lookup
-        if find is None:
-            raise NotSupported("lookup")
-        return find(TrytonClient.from_context(ctx), payload, ctx)
+    ) -> tuple[Any, ...]:
+        return TrytonClient.from_context(ctx), payload, ctx
 
 
 CONNECTOR = ConnectorSpec(

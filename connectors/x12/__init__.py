@@ -44,7 +44,7 @@ from connectors.base import (
     ParseResult,
 )
 from connectors.errors import AuthError, ParseError, PermanentError, TransientError
-from connectors.mapping import MappingSet
+from connectors.mapping import mappings_or_defaults
 from connectors.x12 import documents as x12_documents
 from connectors.x12 import mapping as x12_mapping
 from connectors.x12 import parser as x12_parser
@@ -119,18 +119,6 @@ class Config(BaseModel):
         return self
 
 
-def _outbound(mappings: Any) -> MappingSet:
-    if isinstance(mappings, MappingSet):
-        return mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get("outbound"))
-
-
-def _mapping_set(mappings: Any) -> MappingSet:
-    if isinstance(mappings, MappingSet):
-        return mappings
-    return MappingSet.from_data(DEFAULT_MAPPINGS.get("inbound"))
-
-
 def _control_numbers(operation: str, payload: dict[str, Any]) -> ControlNumbers:
     try:
         return ControlNumbers(**payload["control"])
@@ -154,7 +142,12 @@ def _ack_997(payload: dict[str, Any], ctx: OperationContext) -> tuple[bytes, int
 
 def _tender_204(payload: dict[str, Any], ctx: OperationContext) -> tuple[bytes, int, ControlNumbers | None]:
     control = _control_numbers("tender.204", payload)
-    body = render_204(payload["shipment"], ctx.config, control=control, mappings=_outbound(ctx.mappings))
+    body = render_204(
+        payload["shipment"],
+        ctx.config,
+        control=control,
+        mappings=mappings_or_defaults(ctx.mappings, DEFAULT_MAPPINGS, "outbound"),
+    )
     return body, control.interchange, control
 
 
@@ -245,7 +238,7 @@ class X12Connector(Connector):
                 "transaction set rejected: " + "; ".join(document["rejected"]),
                 position=f"{document.get('set')} {document.get('control_number')!r} at line {document.get('line')}",
             )
-        return x12_mapping.map_set(document, _mapping_set(mappings))
+        return x12_mapping.map_set(document, mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound"))
 
 
 _EVENT_TARGETS = [*(e.value for e in EventType), x12_mapping.IGNORE]

@@ -212,6 +212,23 @@ class TransactionSet:
     def rejected(self) -> bool:
         return any(p.severity == REJECT for p in self.problems)
 
+    def report(
+        self,
+        code: str,
+        severity: str,
+        message: str,
+        segment: Segment | None,
+        element: str | None,
+        *,
+        expected: str | None = None,
+        found: str | None = None,
+        ak5: str | None = None,
+    ) -> None:
+        """Record a problem of this set and, when the 997 names one, its AK5 error code."""
+        self.problems.append(Problem(code, severity, "set", message, segment, element, expected, found))
+        if ak5 is not None:
+            self.ak5_codes.append(ak5)
+
     @property
     def status(self) -> str:
         """AK5-01: A accepted, E accepted with errors noted, R rejected."""
@@ -231,6 +248,23 @@ class Group:
     @property
     def functional_id(self) -> str:
         return self.header.get(1)
+
+    def report(
+        self,
+        code: str,
+        severity: str,
+        message: str,
+        segment: Segment | None,
+        element: str | None,
+        *,
+        expected: str | None = None,
+        found: str | None = None,
+        ak9: str | None = None,
+    ) -> None:
+        """Record a problem of this group and, when the 997 names one, its AK9 error code."""
+        self.problems.append(Problem(code, severity, "group", message, segment, element, expected, found))
+        if ak9 is not None:
+            self.ak9_codes.append(ak9)
 
     @property
     def control_number(self) -> str:
@@ -533,15 +567,12 @@ class _Builder:
         else:
             self.interchange.loose_sets.append(tset)
             if self.enveloped:
-                tset.problems.append(
-                    Problem(
-                        "ST_OUTSIDE_GROUP",
-                        REJECT,
-                        "set",
-                        "ST inside an interchange but outside any GS..GE group",
-                        segment,
-                        "ST",
-                    )
+                tset.report(
+                    "ST_OUTSIDE_GROUP",
+                    REJECT,
+                    "ST inside an interchange but outside any GS..GE group",
+                    segment,
+                    "ST",
                 )
         self.tset = tset
 
@@ -549,19 +580,16 @@ class _Builder:
         tset = self.tset
         assert tset is not None
         ended = f"at {at.where()}" if at else "at the end of the message"
-        tset.problems.append(
-            Problem(
-                "SE_MISSING",
-                REJECT,
-                "set",
-                f"transaction set {tset.control_number!r} has no SE trailer: it ends {ended}",
-                tset.header,
-                "SE",
-                expected=f"SE*{len(tset.segments) + 1}*{tset.control_number}",
-                found=at.tag if at else "end of message",
-            )
+        tset.report(
+            "SE_MISSING",
+            REJECT,
+            f"transaction set {tset.control_number!r} has no SE trailer: it ends {ended}",
+            tset.header,
+            "SE",
+            expected=f"SE*{len(tset.segments) + 1}*{tset.control_number}",
+            found=at.tag if at else "end of message",
+            ak5="2",
         )
-        tset.ak5_codes.append("2")
         _check_set_content(tset, self.group)
         self.tset = None
 
@@ -571,33 +599,27 @@ class _Builder:
         tset.segments.append(trailer)
         count = _count(trailer.get(1))
         if count != len(tset.segments):
-            tset.problems.append(
-                Problem(
-                    "SE01_COUNT",
-                    REJECT,
-                    "set",
-                    "segment count (ST..SE inclusive) does not match",
-                    trailer,
-                    "SE01",
-                    expected=str(len(tset.segments)),
-                    found=trailer.get(1),
-                )
+            tset.report(
+                "SE01_COUNT",
+                REJECT,
+                "segment count (ST..SE inclusive) does not match",
+                trailer,
+                "SE01",
+                expected=str(len(tset.segments)),
+                found=trailer.get(1),
+                ak5="4",
             )
-            tset.ak5_codes.append("4")
         if trailer.get(2).strip() != tset.control_number.strip():
-            tset.problems.append(
-                Problem(
-                    "SE02_CONTROL",
-                    REJECT,
-                    "set",
-                    "control number differs from ST02",
-                    trailer,
-                    "SE02",
-                    expected=tset.control_number,
-                    found=trailer.get(2),
-                )
+            tset.report(
+                "SE02_CONTROL",
+                REJECT,
+                "control number differs from ST02",
+                trailer,
+                "SE02",
+                expected=tset.control_number,
+                found=trailer.get(2),
+                ak5="3",
             )
-            tset.ak5_codes.append("3")
         _check_set_content(tset, self.group)
         self.tset = None
 
@@ -610,31 +632,25 @@ class _Builder:
         group = Group(header=segment)
         number = segment.get(6).strip()
         if not number.isdigit():
-            group.problems.append(
-                Problem(
-                    "GS06_SYNTAX",
-                    REJECT,
-                    "group",
-                    "group control number must be 1-9 digits",
-                    segment,
-                    "GS06",
-                    expected="1-9 digits",
-                    found=segment.get(6),
-                )
+            group.report(
+                "GS06_SYNTAX",
+                REJECT,
+                "group control number must be 1-9 digits",
+                segment,
+                "GS06",
+                expected="1-9 digits",
+                found=segment.get(6),
+                ak9="6",
             )
-            group.ak9_codes.append("6")
         if len(segment.elements) < 9:
-            group.problems.append(
-                Problem(
-                    "GS_ELEMENTS",
-                    WARNING,
-                    "group",
-                    "GS has fewer than 8 elements",
-                    segment,
-                    "GS",
-                    expected="8 elements",
-                    found=f"{len(segment.elements) - 1} elements",
-                )
+            group.report(
+                "GS_ELEMENTS",
+                WARNING,
+                "GS has fewer than 8 elements",
+                segment,
+                "GS",
+                expected="8 elements",
+                found=f"{len(segment.elements) - 1} elements",
             )
         self.interchange.groups.append(group)
         self.group = group
@@ -643,19 +659,16 @@ class _Builder:
         group = self.group
         assert group is not None
         ended = f"at {at.where()}" if at else "at the end of the message"
-        group.problems.append(
-            Problem(
-                "GE_MISSING",
-                REJECT,
-                "group",
-                f"functional group {group.control_number!r} has no GE trailer: it ends {ended}",
-                group.header,
-                "GE",
-                expected=f"GE*{len(group.sets)}*{group.control_number}",
-                found=at.tag if at else "end of message",
-            )
+        group.report(
+            "GE_MISSING",
+            REJECT,
+            f"functional group {group.control_number!r} has no GE trailer: it ends {ended}",
+            group.header,
+            "GE",
+            expected=f"GE*{len(group.sets)}*{group.control_number}",
+            found=at.tag if at else "end of message",
+            ak9="3",
         )
-        group.ak9_codes.append("3")
         _check_duplicate_sets(group)
         self.group = None
 
@@ -666,34 +679,28 @@ class _Builder:
         assert group is not None
         group.trailer = trailer
         if trailer.get(2).strip() != group.control_number.strip():
-            group.problems.append(
-                Problem(
-                    "GE02_CONTROL",
-                    WARNING,
-                    "group",
-                    "control number differs from GS06; the sets inside were each checked",
-                    trailer,
-                    "GE02",
-                    expected=group.control_number,
-                    found=trailer.get(2),
-                )
+            group.report(
+                "GE02_CONTROL",
+                WARNING,
+                "control number differs from GS06; the sets inside were each checked",
+                trailer,
+                "GE02",
+                expected=group.control_number,
+                found=trailer.get(2),
+                ak9="4",
             )
-            group.ak9_codes.append("4")
         count = _count(trailer.get(1))
         if count != len(group.sets):
-            group.problems.append(
-                Problem(
-                    "GE01_COUNT",
-                    WARNING,
-                    "group",
-                    "number of transaction sets does not match; the sets present were each checked",
-                    trailer,
-                    "GE01",
-                    expected=str(len(group.sets)),
-                    found=trailer.get(1),
-                )
+            group.report(
+                "GE01_COUNT",
+                WARNING,
+                "number of transaction sets does not match; the sets present were each checked",
+                trailer,
+                "GE01",
+                expected=str(len(group.sets)),
+                found=trailer.get(1),
+                ak9="5",
             )
-            group.ak9_codes.append("5")
         _check_duplicate_sets(group)
         self.group = None
 
@@ -852,19 +859,16 @@ def _check_duplicate_sets(group: Group) -> None:
     for tset in group.sets:
         number = tset.control_number.strip()
         if number and number in seen:
-            tset.problems.append(
-                Problem(
-                    "ST02_DUPLICATE",
-                    REJECT,
-                    "set",
-                    "control number already used by another set in this group",
-                    tset.header,
-                    "ST02",
-                    expected="a number unique within the group",
-                    found=tset.control_number,
-                )
+            tset.report(
+                "ST02_DUPLICATE",
+                REJECT,
+                "control number already used by another set in this group",
+                tset.header,
+                "ST02",
+                expected="a number unique within the group",
+                found=tset.control_number,
+                ak5="23",
             )
-            tset.ak5_codes.append("23")
         seen.add(number)
 
 
@@ -891,63 +895,51 @@ def _check_set_content(tset: TransactionSet, group: Group | None) -> None:
     date/time syntax. Each failure rejects the set; a GS01 that does not fit ST01 is a warning."""
     header = tset.header
     if tset.id not in SUPPORTED_SETS:
-        tset.problems.append(
-            Problem(
-                "ST01_UNSUPPORTED",
-                REJECT,
-                "set",
-                "transaction set not supported by this connector",
-                header,
-                "ST01",
-                expected=" or ".join(SUPPORTED_SETS),
-                found=tset.id,
-            )
+        tset.report(
+            "ST01_UNSUPPORTED",
+            REJECT,
+            "transaction set not supported by this connector",
+            header,
+            "ST01",
+            expected=" or ".join(SUPPORTED_SETS),
+            found=tset.id,
+            ak5="1",
         )
-        tset.ak5_codes.append("1")
         return
     if not tset.control_number.strip():
-        tset.problems.append(
-            Problem(
-                "ST02_MISSING",
-                REJECT,
-                "set",
-                "transaction set control number missing",
-                header,
-                "ST02",
-                expected="4-9 characters",
-                found=tset.control_number,
-            )
+        tset.report(
+            "ST02_MISSING",
+            REJECT,
+            "transaction set control number missing",
+            header,
+            "ST02",
+            expected="4-9 characters",
+            found=tset.control_number,
+            ak5="7",
         )
-        tset.ak5_codes.append("7")
     if group is not None and FUNCTIONAL_IDS[tset.id] != group.functional_id.strip():
-        tset.problems.append(
-            Problem(
-                "GS01_MISMATCH",
-                WARNING,
-                "set",
-                f"GS01 functional identifier does not fit a {tset.id}",
-                group.header,
-                "GS01",
-                expected=FUNCTIONAL_IDS[tset.id],
-                found=group.functional_id,
-            )
+        tset.report(
+            "GS01_MISMATCH",
+            WARNING,
+            f"GS01 functional identifier does not fit a {tset.id}",
+            group.header,
+            "GS01",
+            expected=FUNCTIONAL_IDS[tset.id],
+            found=group.functional_id,
         )
     body = tset.segments[1:-1] if tset.segments[-1].tag == "SE" else tset.segments[1:]
     errors: list[SegmentError] = []
     for offset, segment in enumerate(body, start=2):
         if not _TAG.match(segment.tag):
             errors.append(SegmentError(segment.tag[:3], offset, "1"))
-            tset.problems.append(
-                Problem(
-                    "SEGMENT_ID",
-                    REJECT,
-                    "set",
-                    "unrecognized segment id",
-                    segment,
-                    "segment id",
-                    expected="2-3 upper-case letters or digits",
-                    found=segment.tag[:20],
-                )
+            tset.report(
+                "SEGMENT_ID",
+                REJECT,
+                "unrecognized segment id",
+                segment,
+                "segment id",
+                expected="2-3 upper-case letters or digits",
+                found=segment.tag[:20],
             )
             continue
         element_errors = []
@@ -962,17 +954,14 @@ def _check_set_content(tset: TransactionSet, group: Group | None) -> None:
                 element_errors.append(
                     ElementError(position, reference, "8" if kind == "date" else "9", value)
                 )
-                tset.problems.append(
-                    Problem(
-                        "ELEMENT_" + kind.upper(),
-                        REJECT,
-                        "set",
-                        f"invalid {kind}",
-                        segment,
-                        f"{tag}{position:02d}",
-                        expected="CCYYMMDD" if kind == "date" else "HHMM, HHMMSS or HHMMSSd[d]",
-                        found=value[:35],
-                    )
+                tset.report(
+                    "ELEMENT_" + kind.upper(),
+                    REJECT,
+                    f"invalid {kind}",
+                    segment,
+                    f"{tag}{position:02d}",
+                    expected="CCYYMMDD" if kind == "date" else "HHMM, HHMMSS or HHMMSSd[d]",
+                    found=value[:35],
                 )
         if element_errors:
             errors.append(SegmentError(segment.tag, offset, "8", tuple(element_errors)))
@@ -980,17 +969,14 @@ def _check_set_content(tset: TransactionSet, group: Group | None) -> None:
     for required in REQUIRED_SEGMENTS[tset.id]:
         if required not in tags:
             errors.append(SegmentError(required, 2, "3"))
-            tset.problems.append(
-                Problem(
-                    "SEGMENT_MISSING",
-                    REJECT,
-                    "set",
-                    f"mandatory segment {required} missing from the {tset.id}",
-                    header,
-                    required,
-                    expected=required,
-                    found=None,
-                )
+            tset.report(
+                "SEGMENT_MISSING",
+                REJECT,
+                f"mandatory segment {required} missing from the {tset.id}",
+                header,
+                required,
+                expected=required,
+                found=None,
             )
     if errors:
         tset.segment_errors.extend(errors)

@@ -12,6 +12,8 @@ repeat finds what the killed attempt wrote instead of writing it twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -347,54 +349,74 @@ def _need_reason(reason: str) -> None:
         raise ValidationFailed("a reason is required", errors=[{"field": "reason", "message": "required"}])
 
 
-def workflow_retry_step(*, run_id: UUID, reason: str, actor: str) -> WorkflowRun:
-    """Run a failed step again (with a fresh attempt budget). ConflictError unless a step failed."""
+@contextmanager
+def _operator_action(run_id: UUID, reason: str) -> Iterator[WorkflowRun]:
+    """An operator's action on one run: a reason is required (ValidationFailed), and the run is
+    locked (NotFoundError when there is none) for the transaction the action runs in."""
     _need_reason(reason)
     with transaction.atomic():
-        run = _locked(run_id)
+        yield _locked(run_id)
+
+
+def _look_now(
+    run: WorkflowRun, action: str, *, reason: str, actor: str, step: str = "", **changes: Any
+) -> None:
+    """Save ``changes``, record the operator's ``action`` and have the engine look at the run now
+    (enqueued on commit)."""
+    _save_run(run, **changes, wake_at=timezone.now())
+    _act(run, action, step=step, reason=reason, actor=actor)
+    _enqueue(run.pk)
+
+
+def workflow_retry_step(*, run_id: UUID, reason: str, actor: str) -> WorkflowRun:
+    """Run a failed step again (with a fresh attempt budget). ConflictError unless a step failed."""
+    with _operator_action(run_id, reason) as run:
         step_row = run.steps.filter(status=WorkflowStep.Status.FAILED).first()
         if step_row is None or run.status != WorkflowRun.Status.FAILED:
             raise ConflictError(f"run is {run.status}: only a failed step can be retried")
         step_row.status = WorkflowStep.Status.PENDING
         step_row.attempts = 0
         step_row.save(update_fields=["status", "attempts", "updated_at"])
-        _save_run(run, status=WorkflowRun.Status.RUNNING, wake_at=timezone.now(), finished_at=None)
-        _act(run, "retry", step=step_row.name, reason=reason, actor=actor)
-        _enqueue(run.pk)
+        _look_now(
+            run,
+            "retry",
+            step=step_row.name,
+            reason=reason,
+            actor=actor,
+            status=WorkflowRun.Status.RUNNING,
+            finished_at=None,
+        )
     return run
 
 
 def workflow_resume(*, run_id: UUID, reason: str, actor: str) -> WorkflowRun:
     """Look at a waiting (or retrying) run now instead of at its next wake-up."""
-    _need_reason(reason)
-    with transaction.atomic():
-        run = _locked(run_id)
+    with _operator_action(run_id, reason) as run:
         if run.status not in WorkflowRun.ACTIVE:
             raise ConflictError(f"run is {run.status}: only a running, waiting or compensating run resumes")
-        _save_run(run, wake_at=timezone.now())
-        _act(run, "resume", reason=reason, actor=actor)
-        _enqueue(run.pk)
+        _look_now(run, "resume", reason=reason, actor=actor)
     return run
 
 
 def workflow_compensate(*, run_id: UUID, reason: str, actor: str) -> WorkflowRun:
     """Undo the run's completed steps (last first) through their compensations."""
-    _need_reason(reason)
-    with transaction.atomic():
-        run = _locked(run_id)
+    with _operator_action(run_id, reason) as run:
         if run.status in (WorkflowRun.Status.COMPENSATED, WorkflowRun.Status.CANCELLED):
             raise ConflictError(f"run is {run.status}: nothing to compensate")
-        _save_run(run, status=WorkflowRun.Status.COMPENSATING, wake_at=timezone.now(), finished_at=None)
-        _act(run, "compensate", reason=reason, actor=actor)
-        _enqueue(run.pk)
+        _look_now(
+            run,
+            "compensate",
+            reason=reason,
+            actor=actor,
+            status=WorkflowRun.Status.COMPENSATING,
+            finished_at=None,
+        )
     return run
 
 
 def workflow_cancel(*, run_id: UUID, reason: str, actor: str) -> WorkflowRun:
     """Stop the run where it is; steps not done are skipped (nothing is undone: compensate for that)."""
-    _need_reason(reason)
-    with transaction.atomic():
-        run = _locked(run_id)
+    with _operator_action(run_id, reason) as run:
         if run.status in (
             WorkflowRun.Status.COMPLETED,
             WorkflowRun.Status.COMPENSATED,

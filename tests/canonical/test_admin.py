@@ -115,28 +115,26 @@ def result_pks(response) -> set:
 # --- Record makers: ``tag`` makes business keys and external ids distinct ("KQ" vs "XZ") ---------
 
 
+def _with_ref(record: Any, *, system: str, external_id: str) -> Any:
+    """``record``, linked to its id in ``system``."""
+    external_ref_add(record, system=system, external_id=external_id)
+    return record
+
+
 def make_customer(tag: str) -> Customer:
-    customer = CustomerFactory(code=f"CU-{tag}")
-    external_ref_add(customer, system="tryton", external_id=f"party-{tag}")
-    return customer
+    return _with_ref(CustomerFactory(code=f"CU-{tag}"), system="tryton", external_id=f"party-{tag}")
 
 
 def make_location(tag: str) -> Location:
-    location = LocationFactory(code=f"LOC-{tag}")
-    external_ref_add(location, system="tryton", external_id=f"address-{tag}")
-    return location
+    return _with_ref(LocationFactory(code=f"LOC-{tag}"), system="tryton", external_id=f"address-{tag}")
 
 
 def make_carrier(tag: str) -> Carrier:
-    carrier = CarrierFactory(scac=tag * 2)
-    external_ref_add(carrier, system="karrio", external_id=f"carrier-{tag}")
-    return carrier
+    return _with_ref(CarrierFactory(scac=tag * 2), system="karrio", external_id=f"carrier-{tag}")
 
 
 def make_product(tag: str) -> Product:
-    product = ProductFactory(sku=f"SKU-{tag}")
-    external_ref_add(product, system="tryton", external_id=f"product-{tag}")
-    return product
+    return _with_ref(ProductFactory(sku=f"SKU-{tag}"), system="tryton", external_id=f"product-{tag}")
 
 
 def make_price(tag: str) -> Price:
@@ -167,9 +165,11 @@ def make_shipment(tag: str) -> Shipment:
 
 
 def make_exception(tag: str) -> ShipmentException:
-    exception = ShipmentExceptionFactory(shipment=ShipmentFactory(reference=f"SHP-{tag}"))
-    external_ref_add(exception, system="crm", external_id=f"case-{tag}")
-    return exception
+    return _with_ref(
+        ShipmentExceptionFactory(shipment=ShipmentFactory(reference=f"SHP-{tag}")),
+        system="crm",
+        external_id=f"case-{tag}",
+    )
 
 
 def make_invoice(tag: str) -> Invoice:

@@ -79,11 +79,8 @@ def _keys(records: list[dict]) -> list[str]:
 
 
 def test_duplicate_idempotency_key_is_stored_once_and_applied_once(worker, pipeline, sink, unique):
-    scac = pipeline.carrier()
     ref = f"SHP-{unique}"
-    pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url)
+    _shipments_routed(pipeline, sink, [ref])
 
     key = f"idem-{unique}"
     first = pipeline.post_inbound("tms-in", milestone(ref, "DEPARTED_PICKUP", 90), HTTP_IDEMPOTENCY_KEY=key)
@@ -111,11 +108,8 @@ def test_duplicate_idempotency_key_is_stored_once_and_applied_once(worker, pipel
 def test_duplicate_event_id_in_a_later_batch_is_applied_once_and_the_rest_apply(
     worker, pipeline, sink, unique
 ):
-    scac = pipeline.carrier()
     ref = f"SHP-{unique}"
-    pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url)
+    _shipments_routed(pipeline, sink, [ref])
 
     repeated = milestone(ref, "ARRIVED_AT_PICKUP", 60, event_id=f"ev-{unique}-1")
     single = pipeline.send("tms-in", repeated)
@@ -153,12 +147,8 @@ def test_duplicate_event_id_in_a_later_batch_is_applied_once_and_the_rest_apply(
 def test_shuffled_duplicated_milestones_converge_and_reach_the_sink_in_per_shipment_order(
     worker, pipeline, sink, unique
 ):
-    scac = pipeline.carrier()
     refs = [f"SHP-{unique}-A", f"SHP-{unique}-B"]
-    for ref in refs:
-        pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url)
+    _shipments_routed(pipeline, sink, refs)
 
     rng = random.Random(20261120)
     originals = []
@@ -241,12 +231,19 @@ def test_shuffled_duplicated_milestones_converge_and_reach_the_sink_in_per_shipm
 # --- 4, 5, 6: delivery outcomes -------------------------------------------------------------------
 
 
-def _one_event(pipeline, sink, unique, **outbound) -> str:
+def _shipments_routed(pipeline, sink, refs: list[str], **outbound) -> dict:
+    """A carrier's shipments ``refs``, the ``tms-in`` inbound connection and an outbound connection
+    to the sink (``outbound``: its options, e.g. backoff_base_s); returns the outbound connection."""
     scac = pipeline.carrier()
-    ref = f"SHP-{unique}"
-    pipeline.shipment(ref, carrier=scac)
+    for ref in refs:
+        pipeline.shipment(ref, carrier=scac)
     pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url, **outbound)
+    return pipeline.outbound_connection(sink.url, **outbound)
+
+
+def _one_event(pipeline, sink, unique, **outbound) -> str:
+    ref = f"SHP-{unique}"
+    _shipments_routed(pipeline, sink, [ref], **outbound)
     pipeline.send("tms-in", milestone(ref, "DEPARTED_PICKUP", 90))
     return ref
 
@@ -321,12 +318,8 @@ def test_sub_second_retries_are_woken_by_their_timers_and_finish_within_twice_th
 ):
     # Six deliveries fail twice each, then succeed. No sweeper runs here: every retry must be woken by
     # its own timed wake-up, close to its due time, never left for the 5 s sweeper.
-    scac = pipeline.carrier()
     refs = [f"SHP-{unique}-{n}" for n in range(6)]
-    for ref in refs:
-        pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url, backoff_base_s=0.3)
+    _shipments_routed(pipeline, sink, refs, backoff_base_s=0.3)
     sink.script([500] * 2 * len(refs))
     pipeline.send("tms-in", [milestone(ref, "DEPARTED_PICKUP", 90) for ref in refs])
 
@@ -361,12 +354,8 @@ def test_circuit_opens_defers_without_spending_attempts_and_closes_on_recovery(
 ):
     celery_worker_with_env({"CROSSDOCK_BREAKER_MIN_CALLS": "2", "CROSSDOCK_BREAKER_OPEN_S": "3"})
     sink.script([503] * 100)  # down until told otherwise
-    scac = pipeline.carrier()
     refs = [f"SHP-{unique}-{n}" for n in range(5)]
-    for ref in refs:
-        pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    connection = pipeline.outbound_connection(sink.url, max_attempts=20, backoff_base_s=0.2)
+    connection = _shipments_routed(pipeline, sink, refs, max_attempts=20, backoff_base_s=0.2)
     connection_id = connection["id"]
 
     # One event fails twice: two sends, both failed, reach the minimum calls at 100 % and open the circuit.
@@ -415,12 +404,8 @@ def test_circuit_opens_defers_without_spending_attempts_and_closes_on_recovery(
 def test_dead_letters_replayed_singly_and_in_bulk_after_the_receiver_is_fixed(worker, pipeline, sink, unique):
     bulk_n = 3
     sink.script([400] * (bulk_n + 1))
-    scac = pipeline.carrier()
     refs = [f"SHP-{unique}-{n}" for n in range(bulk_n + 1)]
-    for ref in refs:
-        pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url)
+    _shipments_routed(pipeline, sink, refs)
     pipeline.send("tms-in", [milestone(ref, "IN_TRANSIT", 180) for ref in refs])
 
     wait_until(
@@ -498,12 +483,8 @@ def test_worker_killed_mid_delivery_loses_nothing_and_repeats_keep_their_key(
     env: dict[str, str] = {}  # the default lease: a dead worker's claim must lapse within it
     doomed = celery_worker_with_env(env)
     sink.script(delay_s=SINK_DELAY_S)  # every request takes a while: deliveries stay in flight
-    scac = pipeline.carrier()
     refs = [f"SHP-{unique}-{n}" for n in range(6)]
-    for ref in refs:
-        pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url, backoff_base_s=0.2)
+    _shipments_routed(pipeline, sink, refs, backoff_base_s=0.2)
     docs = [milestone(ref, "DEPARTED_PICKUP", 90) for ref in refs]
     docs += [milestone(ref, "IN_TRANSIT", 180) for ref in refs[:3]]
     pipeline.send("tms-in", docs)
@@ -566,12 +547,8 @@ def test_a_live_worker_keeps_its_slow_deliveries_past_their_lease_and_nothing_is
     lease_s = 4
     worker = celery_worker_with_env({"CROSSDOCK_DELIVERY_LEASE_S": str(lease_s)})
     sink.script(delay_s=2 * lease_s)
-    scac = pipeline.carrier()
     refs = [f"SHP-{unique}-{n}" for n in range(4)]
-    for ref in refs:
-        pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url, backoff_base_s=0.2, timeout_s=60)
+    _shipments_routed(pipeline, sink, refs, backoff_base_s=0.2, timeout_s=60)
     pipeline.send("tms-in", [milestone(ref, "DEPARTED_PICKUP", 90) for ref in refs])
 
     wait_until(
@@ -711,11 +688,8 @@ def test_inbound_refusals_are_problem_details(worker, pipeline, make_caller, ano
 def test_message_trace_shows_every_stage_and_the_correlation_id_reaches_the_receiver(
     worker, pipeline, sink, unique
 ):
-    scac = pipeline.carrier()
     ref = f"SHP-{unique}"
-    pipeline.shipment(ref, carrier=scac)
-    pipeline.inbound_connection("tms-in")
-    pipeline.outbound_connection(sink.url)
+    _shipments_routed(pipeline, sink, [ref])
     correlation_id = f"e2e-trace-{unique}"
 
     accepted = pipeline.send(

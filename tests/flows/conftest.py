@@ -17,20 +17,18 @@ sweeper do (poll, drain, trigger scan, advance), scoped to the test's own orders
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from django.db.models import Q
 
-from canonical.models import Order, Shipment, ShipmentException
+from canonical.models import Customer, Order, Shipment, ShipmentException
 from connectors import registry
 from connectors.bottlecrm.client import CrmApi
 from connectors.tryton.client import TrytonClient
@@ -46,36 +44,17 @@ from hub.outbox.services import outbox_drain
 from hub.workflows.models import WorkflowRun
 from hub.workflows.services import workflow_advance, workflows_due
 from hub.workflows.triggers import flow_config_save, workflow_triggers_scan
+from tests.support.peers import SHIPPER, PeerApi, peer_script_or_fail
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:6].upper()  # this session's token in order references and customer codes
 READ_TIMEOUT_S = 60.0  # seconds per peer call: Tryton's confirm/post take 1-2 s, more on a busy box
-SHIPPER = {
-    "person_name": "Dock 4",
-    "company_name": "Crossdock Warehouse",
-    "address_line1": "1 Dock St",
-    "city": "Montreal",
-    "postal_code": "H2B1A0",
-    "state_code": "QC",
-    "country_code": "CA",
-}
 SLUGS = {"erp": "flows-erp", "tms": "flows-tms", "crm": "flows-crm", "partner": "flows-partner"}
 FLOWS = ("order_to_ship", "ship_to_invoice", "exception_to_case", "freight_adjustment")
 
 
 def peer(key: str, verb: str, *, timeout: float = 900) -> str:
     """``peers/<key>.sh <verb>`` (stdin closed, as in CI); its stdout. Fails the test loudly."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "peers" / f"{key}.sh"), verb],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"peers/{key}.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+    return peer_script_or_fail(key, verb, timeout=timeout)
 
 
 def peer_env(key: str) -> dict[str, str]:
@@ -85,7 +64,7 @@ def peer_env(key: str) -> dict[str, str]:
 # --- The peers, read back through their own APIs -------------------------------------------------------
 
 
-class Karrio:
+class Karrio(PeerApi):
     def __init__(self, env: dict[str, str]):
         self.url, self.api_key, self.carrier_id = (
             env["KARRIO_URL"],
@@ -95,16 +74,6 @@ class Karrio:
         self.api = requests.Session()
         self.api.trust_env = False
         self.api.headers["Authorization"] = f"Token {self.api_key}"
-
-    def get(self, path: str, **params: Any) -> dict:
-        response = self.api.get(f"{self.url}{path}", params=params, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: dict) -> dict:
-        response = self.api.post(f"{self.url}{path}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
 
     def records(self, resource: str, **filters: str) -> list[dict]:
         """Karrio's ``resource`` whose fields equal ``filters`` exactly, any status (its list filters
@@ -406,6 +375,17 @@ class Hub:
             s for s in self.karrio.records("shipments", reference=sale.shipment) if s["status"] != "cancelled"
         ]
         return found
+
+    def sale_delivered_without_pod_hold(self, *, lines=(("WIDGET", 2),)) -> Sale:
+        """A sale polled in for a customer invoiced on delivery (no POD hold), its shipment bought in
+        Karrio and reported delivered there (the delivery is not settled yet)."""
+        sale = self.sale(lines=lines)
+        self.poll()
+        Customer.objects.filter(orders__reference=sale.order).update(hold_invoice_until_pod=False)
+        self.settle()
+        tracker = self.karrio_shipment(sale)["tracker_id"]
+        self.karrio.inject(tracker, "delivered", tracking_event(2, "delivered", "DL"), delivered=True)
+        return sale
 
     def exceptions(self, sale: Sale) -> list[ShipmentException]:
         return list(ShipmentException.objects.filter(shipment__reference=sale.shipment).order_by("opened_at"))

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from canonical.models import Customer, ExternalRef, Invoice, Order, Shipment
+from canonical.models import ExternalRef, Invoice, Order, Shipment
 from hub.ledger.models import SideEffect
 from hub.ledger.services import side_effect_begin
 from hub.mappings.context import connection_context
@@ -20,7 +20,7 @@ from hub.workflows.flows import common
 from hub.workflows.models import WorkflowRun, WorkflowStep
 from hub.workflows.services import workflow_advance, workflow_compensate, workflow_start, workflows_due
 from hub.workflows.triggers import workflow_triggers_scan
-from tests.flows.conftest import connector, money, peer, tracking_event
+from tests.flows.conftest import connector, money, peer
 
 pytestmark = [pytest.mark.peer, pytest.mark.django_db(transaction=True)]
 
@@ -70,12 +70,7 @@ def test_a_second_start_makes_no_run_and_a_worker_killed_after_booking_leaves_on
 
 
 def test_an_erp_outage_while_invoicing_is_retried_then_one_invoice_and_compensation_credits_it(hub):
-    sale = hub.sale(lines=(("WIDGET", 2),))
-    hub.poll()
-    Customer.objects.filter(orders__reference=sale.order).update(hold_invoice_until_pod=False)
-    hub.settle()
-    tracker = hub.karrio_shipment(sale)["tracker_id"]
-    hub.karrio.inject(tracker, "delivered", tracking_event(2, "delivered", "DL"), delivered=True)
+    sale = hub.sale_delivered_without_pod_hold(lines=(("WIDGET", 2),))
 
     peer("tryton", "stop")
     try:

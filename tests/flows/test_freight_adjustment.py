@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from canonical.models import Customer, FreightCharge, Invoice
-from tests.flows.conftest import money, tracking_event
+from canonical.models import FreightCharge, Invoice
+from tests.flows.conftest import money
 
 pytestmark = [pytest.mark.peer, pytest.mark.django_db(transaction=True)]
 
@@ -24,12 +24,7 @@ def _carrier_invoice(number: str, reference: str, amount: str) -> dict:
 
 
 def test_adjustments_after_invoicing_become_credit_and_debit_notes_never_a_second_invoice(hub):
-    sale = hub.sale(lines=(("WIDGET", 1),))
-    hub.poll()
-    Customer.objects.filter(orders__reference=sale.order).update(hold_invoice_until_pod=False)
-    hub.settle()
-    tracker = hub.karrio_shipment(sale)["tracker_id"]
-    hub.karrio.inject(tracker, "delivered", tracking_event(2, "delivered", "DL"), delivered=True)
+    sale = hub.sale_delivered_without_pod_hold(lines=(("WIDGET", 1),))
     hub.settle()
     (invoice,) = hub.posted_invoices(sale.id)
     assert money(invoice["total_amount"]) == money("30.00")  # 20.00 + 10.00 freight

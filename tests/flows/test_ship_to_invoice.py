@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from canonical.models import Customer, Invoice, Order
+from canonical.models import Invoice, Order
 from hub.ledger.models import SideEffect
 from tests.flows.conftest import money, tracking_event
 
@@ -71,12 +71,7 @@ def test_billing_waits_for_pod_and_open_exceptions_then_posts_one_invoice_with_t
 
 
 def test_a_customer_who_does_not_wait_for_pod_is_invoiced_on_delivery(hub):
-    sale = hub.sale(lines=(("WIDGET", 2),))
-    hub.poll()
-    Customer.objects.filter(orders__reference=sale.order).update(hold_invoice_until_pod=False)
-    hub.settle()
-    tracker = hub.karrio_shipment(sale)["tracker_id"]
-    hub.karrio.inject(tracker, "delivered", tracking_event(2, "delivered", "DL"), delivered=True)
+    sale = hub.sale_delivered_without_pod_hold(lines=(("WIDGET", 2),))
     hub.settle()
 
     run = hub.run("ship_to_invoice", sale.shipment)

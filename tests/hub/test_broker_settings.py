@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.settings_process import settings_run
+
 AMQP = "amqp://guest:guest@127.0.0.1:5672/cd_settings_check"  # never connected to here
 REDIS = "redis://127.0.0.1:6379/15"  # never connected to here
 SHOW = (
@@ -20,16 +18,10 @@ SHOW = (
 
 def _run(code: str, **overrides: str | None) -> subprocess.CompletedProcess:
     """``code`` in a fresh interpreter with the test environment plus ``overrides`` (None unsets)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hub.settings"}
-    for name in ("CELERY_BROKER_URL_FILE", "CROSSDOCK_REDIS_URL_FILE", "CELERY_RESULT_BACKEND_FILE"):
-        env.pop(name, None)
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    return settings_run(
+        code,
+        unset=("CELERY_BROKER_URL_FILE", "CROSSDOCK_REDIS_URL_FILE", "CELERY_RESULT_BACKEND_FILE"),
+        **overrides,
     )
 
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from hub.core.env import env_bool, env_int, env_list, env_rate, env_secret, env_str
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from tests.support.settings_process import settings_run
 
 # --- env_bool ---------------------------------------------------------------------------------------
 
@@ -147,26 +142,14 @@ def test_env_str_treats_blank_as_unset():
 
 def _start(**overrides: str | None) -> subprocess.CompletedProcess:
     """`django.setup()` in a fresh interpreter with the test environment plus ``overrides`` (None unsets)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hub.settings"}
-    for name in (
-        "SECRET_KEY_FILE",
-        "DATABASE_URL_FILE",
-        "CELERY_BROKER_URL_FILE",
-        "CROSSDOCK_ENCRYPTION_KEY_FILE",
-    ):
-        env.pop(name, None)
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return settings_run(
+        unset=(
+            "SECRET_KEY_FILE",
+            "DATABASE_URL_FILE",
+            "CELERY_BROKER_URL_FILE",
+            "CROSSDOCK_ENCRYPTION_KEY_FILE",
+        ),
+        **overrides,
     )
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.db import connection as db_connection
-from django.db import connections, transaction
+from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from hub.mappings.services import mapping_cache_clear
 from hub.outbox.models import OutboxEvent
 from tests.factories.canonical import ShipmentFactory
 from tests.support.broker import queue_purge, queue_size
+from tests.support.claimers import claimers_race, claimers_while_held
 
 JSON = "application/json"
 
@@ -226,28 +226,11 @@ def _stored_messages(count: int) -> list:
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_claimers_never_get_the_same_message_and_together_get_all():
     ids = set(_stored_messages(60))
-    start = threading.Barrier(2)
-    claimed: dict[str, list] = {"a": [], "b": []}
-    errors: list[BaseException] = []
 
-    def claimer(name: str) -> None:
-        try:
-            start.wait(timeout=10)
-            while batch := inbox.inbound_batch_claim(limit=7):
-                claimed[name].extend(batch)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    claims = claimers_race(lambda: inbox.inbound_batch_claim(limit=7))
 
-    threads = [threading.Thread(target=claimer, args=(name,)) for name in claimed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert not errors
-    a, b = claimed["a"], claimed["b"]
+    assert not claims.errors
+    a, b = claims.a, claims.b
     assert len(a) == len(set(a)) and len(b) == len(set(b))
     assert set(a).isdisjoint(b)
     assert set(a) | set(b) == ids
@@ -257,41 +240,15 @@ def test_two_concurrent_claimers_never_get_the_same_message_and_together_get_all
 @pytest.mark.django_db(transaction=True)
 def test_claimer_skips_rows_another_claimer_holds_without_waiting():
     ids = set(_stored_messages(10))
-    a_has_claimed, b_is_done = threading.Event(), threading.Event()
-    claimed: dict[str, list] = {}
-    errors: list[BaseException] = []
 
-    def holder() -> None:
-        try:
-            # Claim inside a longer transaction, so the row locks are held while B claims.
-            with transaction.atomic():
-                claimed["a"] = inbox.inbound_batch_claim(limit=4)
-                a_has_claimed.set()
-                b_is_done.wait(timeout=10)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            a_has_claimed.set()
-            connections.close_all()
+    # A claims inside a longer transaction, so its row locks are held while B claims.
+    claims = claimers_while_held(
+        lambda: inbox.inbound_batch_claim(limit=4), lambda: inbox.inbound_batch_claim(limit=100)
+    )
 
-    def other() -> None:
-        try:
-            a_has_claimed.wait(timeout=10)
-            claimed["b"] = inbox.inbound_batch_claim(limit=100)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            b_is_done.set()
-            connections.close_all()
-
-    threads = [threading.Thread(target=holder), threading.Thread(target=other)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert not errors
-    assert b_is_done.is_set()
+    assert not claims.errors
+    assert claims.b_finished
+    claimed = {"a": claims.a, "b": claims.b}
     assert len(claimed["a"]) == 4
     assert len(claimed["b"]) == 6
     assert set(claimed["a"]).isdisjoint(claimed["b"])

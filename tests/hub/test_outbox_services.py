@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from canonical.contracts.v1 import EventType, MilestoneEvent
@@ -32,6 +32,7 @@ from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
 from hub.outbox.retry import MAX_BACKOFF_S, backoff_delay, is_retryable_status
 from tests.factories.canonical import ShipmentFactory
 from tests.support.broker import queue_purge, queue_size
+from tests.support.claimers import claimers_race, claimers_while_held
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 SECRET = "whsec-test"
@@ -257,28 +258,11 @@ def _deliveries_for(count: int, *, followers: bool) -> tuple[set, set]:
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_delivery_claimers_never_get_the_same_row():
     heads, tails = _deliveries_for(30, followers=True)
-    start = threading.Barrier(2)
-    claimed: dict[str, list] = {"a": [], "b": []}
-    errors: list[BaseException] = []
 
-    def claimer(name: str) -> None:
-        try:
-            start.wait(timeout=10)
-            while batch := outbox.delivery_batch_claim(limit=3):
-                claimed[name].extend(batch.ids)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    claims = claimers_race(lambda: outbox.delivery_batch_claim(limit=3).ids)
 
-    threads = [threading.Thread(target=claimer, args=(name,)) for name in claimed]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert not errors
-    a, b = claimed["a"], claimed["b"]
+    assert not claims.errors
+    a, b = claims.a, claims.b
     assert len(a) + len(b) == len(set(a) | set(b))
     assert set(a) | set(b) == heads  # every head once; no follower while its head is in flight
     assert not (set(a) | set(b)) & tails
@@ -287,39 +271,13 @@ def test_two_concurrent_delivery_claimers_never_get_the_same_row():
 @pytest.mark.django_db(transaction=True)
 def test_delivery_claimer_skips_rows_held_by_another_claimer():
     heads, _ = _deliveries_for(8, followers=False)
-    a_has_claimed, b_is_done = threading.Event(), threading.Event()
-    claimed: dict[str, list] = {}
-    errors: list[BaseException] = []
 
-    def holder() -> None:
-        try:
-            with transaction.atomic():
-                claimed["a"] = outbox.delivery_batch_claim(limit=3).ids
-                a_has_claimed.set()
-                b_is_done.wait(timeout=10)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            a_has_claimed.set()
-            connections.close_all()
+    claims = claimers_while_held(
+        lambda: outbox.delivery_batch_claim(limit=3).ids, lambda: outbox.delivery_batch_claim(limit=100).ids
+    )
 
-    def other() -> None:
-        try:
-            a_has_claimed.wait(timeout=10)
-            claimed["b"] = outbox.delivery_batch_claim(limit=100).ids
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            b_is_done.set()
-            connections.close_all()
-
-    threads = [threading.Thread(target=holder), threading.Thread(target=other)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert not errors
+    assert not claims.errors
+    claimed = {"a": claims.a, "b": claims.b}
     assert (len(claimed["a"]), len(claimed["b"])) == (3, 5)
     assert set(claimed["a"]).isdisjoint(claimed["b"])
     assert set(claimed["a"]) | set(claimed["b"]) == heads

@@ -5,14 +5,12 @@ fresh interpreter with its own environment (``django.setup()``), as a server wou
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.settings_process import settings_run
+
 PRINT_SETTINGS = """
 import json, django
 django.setup()
@@ -37,19 +35,11 @@ POSTGRES = "postgres://postgres@127.0.0.1:5432/settings_check"
 
 def _run(code: str, **overrides: str | None) -> subprocess.CompletedProcess:
     """``code`` in a fresh interpreter: the test environment plus ``overrides`` (None unsets)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hub.settings"}
-    for name in list(env):
-        if name.startswith(("CROSSDOCK_HTTPS", "CROSSDOCK_HSTS", "CROSSDOCK_NUM_PROXIES", "CROSSDOCK_LOGIN")):
-            env.pop(name)
-    env.pop("DEBUG", None)
-    env.pop("CROSSDOCK_ALLOW_DEBUG_WITH_DATABASE", None)
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    return settings_run(
+        code,
+        unset=("DEBUG", "CROSSDOCK_ALLOW_DEBUG_WITH_DATABASE"),
+        unset_prefixes=("CROSSDOCK_HTTPS", "CROSSDOCK_HSTS", "CROSSDOCK_NUM_PROXIES", "CROSSDOCK_LOGIN"),
+        **overrides,
     )
 
 

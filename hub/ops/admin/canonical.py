@@ -59,9 +59,9 @@ from hub.ops.admin.kit import (
     ServiceModelAdmin,
     SourceSystemFilter,
     ViewOnlyInline,
-    admin_link,
     admin_links,
     changelist_link,
+    link_column,
     owner_systems,
 )
 
@@ -353,13 +353,11 @@ class PriceAdmin(ServiceModelAdmin):
         RECORD_FIELDSET,
     )
 
-    @admin.display(description="Product", ordering="product__sku")
-    def product_link(self, obj: Price) -> str:
-        return admin_link(obj.product, obj.product.sku)
+    product_link = link_column("product", "Product", label="sku", ordering="product__sku")
 
-    @admin.display(description="Customer", ordering="customer__code")
-    def customer_link(self, obj: Price) -> str:
-        return admin_link(obj.customer, obj.customer.code) if obj.customer else "List price"
+    customer_link = link_column(
+        "customer", "Customer", label="code", ordering="customer__code", empty="List price"
+    )
 
 
 @admin.register(Rate)
@@ -396,17 +394,11 @@ class RateAdmin(ServiceModelAdmin):
         RECORD_FIELDSET,
     )
 
-    @admin.display(description="Carrier", ordering="carrier__scac")
-    def carrier_link(self, obj: Rate) -> str:
-        return admin_link(obj.carrier, obj.carrier.scac)
+    carrier_link = link_column("carrier", "Carrier", label="scac", ordering="carrier__scac")
 
-    @admin.display(description="Origin", ordering="origin__code")
-    def origin_link(self, obj: Rate) -> str:
-        return admin_link(obj.origin, obj.origin.code)
+    origin_link = link_column("origin", "Origin", label="code", ordering="origin__code")
 
-    @admin.display(description="Destination", ordering="destination__code")
-    def destination_link(self, obj: Rate) -> str:
-        return admin_link(obj.destination, obj.destination.code)
+    destination_link = link_column("destination", "Destination", label="code", ordering="destination__code")
 
 
 # --- Orders, shipments, invoices -------------------------------------------------------------------
@@ -443,13 +435,9 @@ class OrderAdmin(CanonicalAdmin):
     )
     inlines = (OrderLineInline, ExternalRefInline)
 
-    @admin.display(description="Customer", ordering="customer__code")
-    def customer_link(self, obj: Order) -> str:
-        return admin_link(obj.customer, obj.customer.code)
+    customer_link = link_column("customer", "Customer", label="code", ordering="customer__code")
 
-    @admin.display(description="Ship to", ordering="ship_to__code")
-    def ship_to_link(self, obj: Order) -> str:
-        return admin_link(obj.ship_to, obj.ship_to.code) if obj.ship_to else "-"
+    ship_to_link = link_column("ship_to", "Ship to", label="code", ordering="ship_to__code")
 
     @admin.display(description="Shipments and invoices")
     def related(self, obj: Order) -> str:
@@ -550,13 +538,9 @@ class ShipmentAdmin(CanonicalAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(open_exception_count=_open_exception_count())
 
-    @admin.display(description="Carrier", ordering="carrier__scac")
-    def carrier_link(self, obj: Shipment) -> str:
-        return admin_link(obj.carrier, obj.carrier.scac) if obj.carrier else "-"
+    carrier_link = link_column("carrier", "Carrier", label="scac", ordering="carrier__scac")
 
-    @admin.display(description="Customer", ordering="customer__code")
-    def customer_link(self, obj: Shipment) -> str:
-        return admin_link(obj.customer, obj.customer.code) if obj.customer else "-"
+    customer_link = link_column("customer", "Customer", label="code", ordering="customer__code")
 
     @admin.display(description="Open exceptions", ordering="open_exception_count")
     def open_exceptions(self, obj: Shipment) -> str | int:
@@ -631,17 +615,11 @@ class InvoiceAdmin(CanonicalAdmin):
     )
     inlines = (InvoiceLineInline, ExternalRefInline)
 
-    @admin.display(description="Customer", ordering="customer__code")
-    def customer_link(self, obj: Invoice) -> str:
-        return admin_link(obj.customer, obj.customer.code)
+    customer_link = link_column("customer", "Customer", label="code", ordering="customer__code")
 
-    @admin.display(description="Order", ordering="order__reference")
-    def order_link(self, obj: Invoice) -> str:
-        return admin_link(obj.order)
+    order_link = link_column("order", "Order", ordering="order__reference")
 
-    @admin.display(description="Shipment", ordering="shipment__reference")
-    def shipment_link(self, obj: Invoice) -> str:
-        return admin_link(obj.shipment)
+    shipment_link = link_column("shipment", "Shipment", ordering="shipment__reference")
 
     @admin.display(description="Credit and debit notes")
     def related(self, obj: Invoice) -> str:
@@ -701,14 +679,11 @@ class ShipmentExceptionAdmin(CanonicalAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"opened_at": timezone.now(), **super().get_changeform_initial_data(request)}
 
-    @admin.display(description="Shipment", ordering="shipment__reference")
-    def shipment_link(self, obj: ShipmentException) -> str:
-        return admin_link(obj.shipment)
+    shipment_link = link_column("shipment", "Shipment", ordering="shipment__reference")
 
-    @admin.display(description="Carrier", ordering="shipment__carrier__scac")
-    def carrier_link(self, obj: ShipmentException) -> str:
-        carrier = obj.shipment.carrier
-        return admin_link(carrier, carrier.scac) if carrier else "-"
+    carrier_link = link_column(
+        "shipment.carrier", "Carrier", label="scac", ordering="shipment__carrier__scac"
+    )
 
     def service_save(
         self,
@@ -787,18 +762,13 @@ class FreightChargeAdmin(OwnerKeepsDeleteMixin, ServiceModelAdmin):
         system = getattr(obj, "source_system", "")
         return [system] if obj is not None and system not in ("", HUB_SYSTEM) else []
 
-    @admin.display(description="Shipment", ordering="shipment__reference")
-    def shipment_link(self, obj: FreightCharge) -> str:
-        return admin_link(obj.shipment)
+    shipment_link = link_column("shipment", "Shipment", ordering="shipment__reference")
 
-    @admin.display(description="Carrier", ordering="shipment__carrier__scac")
-    def carrier_link(self, obj: FreightCharge) -> str:
-        carrier = obj.shipment.carrier
-        return admin_link(carrier, carrier.scac) if carrier else "-"
+    carrier_link = link_column(
+        "shipment.carrier", "Carrier", label="scac", ordering="shipment__carrier__scac"
+    )
 
-    @admin.display(description="Invoice")
-    def invoice_link(self, obj: FreightCharge) -> str:
-        return admin_link(obj.invoice_line.invoice) if obj.invoice_line else "-"
+    invoice_link = link_column("invoice_line.invoice", "Invoice")
 
     def service_save(
         self,
@@ -864,9 +834,7 @@ class ShipmentEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     readonly_fields = flatten_fieldsets(fieldsets)
 
-    @admin.display(description="Shipment", ordering="shipment__reference")
-    def shipment_link(self, obj: ShipmentEvent) -> str:
-        return admin_link(obj.shipment)
+    shipment_link = link_column("shipment", "Shipment", ordering="shipment__reference")
 
 
 @admin.register(ExternalRef)
@@ -889,6 +857,4 @@ class ExternalRefAdmin(ReadOnlyMixin, admin.ModelAdmin):
         # One query per content type on the page, not one per row.
         return super().get_queryset(request).prefetch_related("record")
 
-    @admin.display(description="Record")
-    def record_link(self, obj: ExternalRef) -> str:
-        return admin_link(obj.record)
+    record_link = link_column("record", "Record")

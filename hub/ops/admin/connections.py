@@ -44,6 +44,7 @@ from hub.ops.admin.kit import (
     ServiceModelForm,
     ServiceRejected,
     admin_link,
+    link_column,
 )
 from hub.outbox.breaker import breaker_state
 
@@ -166,9 +167,7 @@ class ConnectionAdmin(NoDeleteMixin, ServiceModelAdmin):
     readonly_fields = (*RECORD_FIELDS, "has_secret_display", "circuit", "inbound_url", "poll_state")
     add_hidden_fields = ("clear_secret",)
 
-    @admin.display(description="Carrier", ordering="carrier__scac")
-    def carrier_link(self, obj: Connection) -> str:
-        return admin_link(obj.carrier, obj.carrier.scac) if obj.carrier_id else "-"
+    carrier_link = link_column("carrier", "Carrier", label="scac", ordering="carrier__scac")
 
     @admin.display(description="Secret stored", boolean=True)
     def has_secret_display(self, obj: Connection) -> bool:

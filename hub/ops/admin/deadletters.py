@@ -47,7 +47,7 @@ from hub.ops.admin.kit import (
     RECORD_FIELDSET,
     ConnectionFilter,
     ReadOnlyAdmin,
-    admin_link,
+    link_column,
     links_html,
     payload_html,
     pre,
@@ -147,17 +147,11 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def reason_display(self, obj: DeadLetter) -> str:
         return pre(obj.reason)
 
-    @admin.display(description="Connection")
-    def connection_link(self, obj: DeadLetter) -> str:
-        return admin_link(obj.connection)
+    connection_link = link_column("connection", "Connection")
 
-    @admin.display(description="Message")
-    def message_link(self, obj: DeadLetter) -> str:
-        return admin_link(obj.message) if obj.message_id else "-"
+    message_link = link_column("message", "Message")
 
-    @admin.display(description="Delivery")
-    def delivery_link(self, obj: DeadLetter) -> str:
-        return admin_link(obj.delivery) if obj.delivery_id else "-"
+    delivery_link = link_column("delivery", "Delivery")
 
     @admin.display(description="Payload")
     def payload_display(self, obj: DeadLetter) -> str:

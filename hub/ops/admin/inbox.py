@@ -17,7 +17,7 @@ from hub.ops.admin.kit import (
     ConnectionFilter,
     ExactSearchMixin,
     ReadOnlyAdmin,
-    admin_link,
+    link_column,
     links_html,
     payload_html,
 )
@@ -63,9 +63,7 @@ class InboundMessageAdmin(ExactSearchMixin, ReadOnlyAdmin):
     )
     readonly_fields = flatten_fieldsets(fieldsets)
 
-    @admin.display(description="Connection")
-    def connection_link(self, obj: InboundMessage) -> str:
-        return admin_link(obj.connection)
+    connection_link = link_column("connection", "Connection")
 
     @admin.display(description="Stages")
     def stage_trace(self, obj: InboundMessage) -> str:

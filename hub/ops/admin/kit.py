@@ -103,6 +103,25 @@ def admin_link(obj: models.Model | None, label: object | None = None) -> str:
     return str(text) if url is None else format_html('<a href="{}">{}</a>', url, text)
 
 
+def link_column(
+    path: str, description: str, *, label: str | None = None, ordering: str | None = None, empty: str = "-"
+) -> Any:
+    """An admin column (list or read-only field): the record at ``path`` (an attribute of the row,
+    dotted to follow relations: ``"shipment.carrier"``) as ``admin_link``, labelled by its ``label``
+    field (default: ``str()``), or ``empty`` when there is none."""
+
+    @admin.display(description=description, ordering=ordering)
+    def column(model_admin: admin.ModelAdmin, obj: models.Model) -> str:
+        target: Any = obj
+        for name in path.split("."):
+            target = getattr(target, name)
+            if target is None:
+                return empty
+        return admin_link(target, None if label is None else getattr(target, label))
+
+    return column
+
+
 def admin_links(objs: Iterable[models.Model]) -> str:
     """Several records as comma-separated links, or "-"."""
     pairs = [(admin_url(obj) or "#", str(obj)) for obj in objs]

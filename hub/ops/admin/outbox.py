@@ -24,6 +24,7 @@ from hub.ops.admin.kit import (
     ViewOnlyInline,
     admin_link,
     json_html,
+    link_column,
     pre,
 )
 from hub.outbox.models import Delivery, DeliveryAttempt, OutboxEvent
@@ -115,13 +116,9 @@ class OutboxEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     )
     readonly_fields = flatten_fieldsets(fieldsets)
 
-    @admin.display(description="Message")
-    def message_link(self, obj: OutboxEvent) -> str:
-        return admin_link(obj.message)
+    message_link = link_column("message", "Message")
 
-    @admin.display(description="Shipment")
-    def shipment_link(self, obj: OutboxEvent) -> str:
-        return admin_link(obj.shipment)
+    shipment_link = link_column("shipment", "Shipment")
 
     @admin.display(description="Data")
     def data_display(self, obj: OutboxEvent) -> str:
@@ -189,17 +186,11 @@ class DeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     def connection(self, obj: Delivery) -> str:
         return obj.subscription.connection.slug
 
-    @admin.display(description="Event")
-    def event_link(self, obj: Delivery) -> str:
-        return admin_link(obj.event)
+    event_link = link_column("event", "Event")
 
-    @admin.display(description="Connection")
-    def connection_link(self, obj: Delivery) -> str:
-        return admin_link(obj.subscription.connection)
+    connection_link = link_column("subscription.connection", "Connection")
 
-    @admin.display(description="Subscription")
-    def subscription_link(self, obj: Delivery) -> str:
-        return admin_link(obj.subscription)
+    subscription_link = link_column("subscription", "Subscription")
 
     @admin.display(description="Dead letter")
     def dead_letter_link(self, obj: Delivery) -> str:

@@ -42,6 +42,31 @@ def _case_key(exc: ShipmentException) -> str:
     return f"{exc.shipment.reference}:{exc.kind}:{exc.opened_at.isoformat()}"
 
 
+def _case_write(
+    ctx: StepContext,
+    exc: ShipmentException,
+    *,
+    operation: str,
+    business_key: str,
+    event_id: str,
+    **fields: Any,
+) -> Any:
+    """One write to the run's open case (comment, close, reopen) through the ledger: the case, the
+    shipment and exception type it is about, the ``event_id`` the CRM dedupes on, then ``fields``."""
+    return ctx.perform(
+        connection="crm",
+        operation=operation,
+        business_key=business_key,
+        payload={
+            "case_id": ctx.output("open_case", "case"),
+            "shipment": {"reference": exc.shipment.reference},
+            "exception_type": exc.kind,
+            "event_id": event_id,
+            **fields,
+        },
+    )
+
+
 def open_case(ctx: StepContext) -> Done:
     exc = _exception(ctx)
     shipment = exc.shipment
@@ -88,18 +113,14 @@ def follow_until_resolved(ctx: StepContext) -> Done | Wait:
     case_id = ctx.output("open_case", "case")
     for event in _events_while_open(exc):
         place = f" at {event.location_code}" if event.location_code else ""
-        ctx.perform(
-            connection="crm",
+        _case_write(
+            ctx,
+            exc,
             operation="case.comment",
             business_key=f"{case_id}:{event.dedupe_key}",
-            payload={
-                "case_id": case_id,
-                "shipment": {"reference": exc.shipment.reference},
-                "exception_type": exc.kind,
-                "event_id": event.dedupe_key,
-                "comment": f"{event.event_type}{place} at {event.occurred_at.isoformat()}",
-                "shipment_status": exc.shipment.status,
-            },
+            event_id=event.dedupe_key,
+            comment=f"{event.event_type}{place} at {event.occurred_at.isoformat()}",
+            shipment_status=exc.shipment.status,
         )
     if exc.status == ShipmentException.Status.OPEN:
         return Wait(f"resolution of {exc.kind} on {exc.shipment.reference}", check_again_s=RECHECK_S)
@@ -109,18 +130,14 @@ def follow_until_resolved(ctx: StepContext) -> Done | Wait:
 def close_case(ctx: StepContext) -> Done:
     exc = _exception(ctx)
     case_id = ctx.output("open_case", "case")
-    effect = ctx.perform(
-        connection="crm",
+    effect = _case_write(
+        ctx,
+        exc,
         operation="case.close",
         business_key=f"{case_id}:close",
-        payload={
-            "case_id": case_id,
-            "shipment": {"reference": exc.shipment.reference},
-            "exception_type": exc.kind,
-            "event_id": f"resolved:{exc.pk}",
-            "resolution": exc.resolution or "the carrier reported the exception resolved",
-            "resolved_at": exc.resolved_at.isoformat() if exc.resolved_at else None,
-        },
+        event_id=f"resolved:{exc.pk}",
+        resolution=exc.resolution or "the carrier reported the exception resolved",
+        resolved_at=exc.resolved_at.isoformat() if exc.resolved_at else None,
     )
     return Done({"closed": effect.external_id})
 
@@ -128,17 +145,13 @@ def close_case(ctx: StepContext) -> Done:
 def reopen_case(ctx: StepContext) -> dict[str, Any]:
     exc = _exception(ctx)
     case_id = ctx.output("open_case", "case")
-    effect = ctx.perform(
-        connection="crm",
+    effect = _case_write(
+        ctx,
+        exc,
         operation="case.reopen",
         business_key=f"{case_id}:reopen:{ctx.run.pk}",
-        payload={
-            "case_id": case_id,
-            "shipment": {"reference": exc.shipment.reference},
-            "exception_type": exc.kind,
-            "event_id": f"reopen:{ctx.run.pk}",
-            "reason": "the case was closed before the exception was over",
-        },
+        event_id=f"reopen:{ctx.run.pk}",
+        reason="the case was closed before the exception was over",
     )
     return {"reopened": effect.external_id, "status": (effect.result or {}).get("status")}
 

@@ -4,7 +4,6 @@ test uses its own customer codes and shipment references, so tests do not depend
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -13,18 +12,15 @@ from connectors.base import OperationContext
 from connectors.bottlecrm import CONNECTOR
 from connectors.bottlecrm.client import CrmApi
 from hub.core.http import SafeHttpClient
-from tests.connectors.bottlecrm.peer import api, make_ctx, peer, peer_env
+from tests.connectors.bottlecrm.peer import api, make_ctx
+from tests.support.peers import peer_ready
 
 READ_TIMEOUT_S = 30.0  # seconds per call: writes take 50-300 ms, more while the machine is busy
 
 
 @pytest.fixture(scope="session")
 def crm_env() -> dict[str, str]:
-    started = time.monotonic()
-    peer("ensure")
-    peer("reset")
-    print(f"\n[bottlecrm peer] ensure + reset in {time.monotonic() - started:.1f}s")
-    return peer_env()
+    return peer_ready("bottlecrm")
 
 
 @pytest.fixture

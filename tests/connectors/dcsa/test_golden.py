@@ -12,15 +12,12 @@ import pytest
 
 from canonical.contracts.v1 import MilestoneEvent
 from tests.connectors.dcsa.support import EXAMPLES, FIXTURES, outcome
-
-
-def _expected_path(example):
-    return example.with_name(example.stem + ".expected.json")
+from tests.support.golden import expected_path
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_validates_and_maps_to_its_golden_output(example):
-    expected = json.loads(_expected_path(example).read_text(encoding="utf-8"))
+    expected = json.loads(expected_path(example).read_text(encoding="utf-8"))
 
     assert outcome(example.read_bytes()) == expected
 
@@ -35,7 +32,7 @@ def test_milestones_of_every_example_pass_the_canonical_contract(example):
 
 
 def test_every_example_has_a_golden_file():
-    assert {p.name for p in FIXTURES.glob("*.expected.json")} == {_expected_path(e).name for e in EXAMPLES}
+    assert {p.name for p in FIXTURES.glob("*.expected.json")} == {expected_path(e).name for e in EXAMPLES}
     assert len(EXAMPLES) == 7
 
 
@@ -53,4 +50,4 @@ def test_fixture_files_match_their_recorded_checksums():
 if __name__ == "__main__" and "--write" in sys.argv:  # regenerate, then review every diff by hand
     for example in EXAMPLES:
         text = json.dumps(outcome(example.read_bytes()), indent=1, ensure_ascii=False) + "\n"
-        _expected_path(example).write_text(text, encoding="utf-8")
+        expected_path(example).write_text(text, encoding="utf-8")

@@ -25,18 +25,10 @@ import requests
 
 from connectors.base import InboundRequest, OperationContext
 from connectors.karrio import CONNECTOR, Config
+from tests.support.peers import SHIPPER
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "karrio"
-SHIPPER = {
-    "person_name": "Dock 4",
-    "company_name": "Crossdock Warehouse",
-    "address_line1": "1 Dock St",
-    "city": "Montreal",
-    "postal_code": "H2B1A0",
-    "state_code": "QC",
-    "country_code": "CA",
-}
 
 
 def peer_env(verb: str = "env") -> dict[str, str]:

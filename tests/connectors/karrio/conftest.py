@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,53 +11,25 @@ import pytest
 import requests
 
 from hub.connections.services import connection_save
+from tests.support.peers import SHIPPER, PeerApi, peer_script_or_fail
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "peers" / "karrio.sh"
-SHIPPER = {
-    "person_name": "Dock 4",
-    "company_name": "Crossdock Warehouse",
-    "address_line1": "1 Dock St",
-    "city": "Montreal",
-    "postal_code": "H2B1A0",
-    "state_code": "QC",
-    "country_code": "CA",
-}
 
 
 def peer(verb: str, *, timeout: float = 900) -> str:
     """Run a peer verb (stdin closed, as in CI); returns its stdout. Fails the test with the log tail."""
-    done = subprocess.run(
-        [str(SCRIPT), verb],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"peers/karrio.sh {verb} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+    return peer_script_or_fail("karrio", verb, timeout=timeout)
 
 
 @dataclass
-class KarrioPeer:
+class KarrioPeer(PeerApi):
     """The running peer, and a plain API session for what tests check or drive behind the connector."""
 
     url: str
     api_key: str
     carrier_id: str
     api: requests.Session
-
-    def get(self, path: str, **params) -> dict:
-        response = self.api.get(f"{self.url}{path}", params=params, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path: str, body: dict) -> dict:
-        response = self.api.post(f"{self.url}{path}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
 
     def delete(self, path: str) -> None:
         self.api.delete(f"{self.url}{path}", timeout=30)

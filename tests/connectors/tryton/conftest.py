@@ -4,8 +4,6 @@ sales, so tests do not depend on each other's data."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from connectors.base import OperationContext
@@ -13,18 +11,15 @@ from connectors.mapping import MappingSet
 from connectors.tryton import CONNECTOR, DEFAULT_MAPPINGS, Config
 from connectors.tryton.client import TrytonClient
 from hub.core.http import SafeHttpClient
-from tests.connectors.tryton.peer import config_data, peer, peer_env
+from tests.connectors.tryton.peer import config_data
+from tests.support.peers import peer_ready
 
 READ_TIMEOUT_S = 60.0  # seconds per RPC: confirm/post take ~1-2 s, more when the machine is busy
 
 
 @pytest.fixture(scope="session")
 def tryton_env() -> dict[str, str]:
-    started = time.monotonic()
-    peer("ensure")
-    peer("reset")
-    print(f"\n[tryton peer] ensure + reset in {time.monotonic() - started:.1f}s")
-    return peer_env()
+    return peer_ready("tryton", timeout=600)
 
 
 def _make_ctx(env: dict[str, str], *, password: str | None = None, **config: object) -> OperationContext:

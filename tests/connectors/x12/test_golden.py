@@ -13,15 +13,12 @@ import pytest
 
 from canonical.contracts.v1 import MilestoneEvent
 from tests.connectors.x12.support import FIXTURES, SAMPLES, outcome
-
-
-def _expected_path(sample):
-    return sample.with_name(sample.stem + ".expected.json")
+from tests.support.golden import expected_path
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
 def test_sample_reads_and_maps_to_its_golden_output(sample):
-    expected = json.loads(_expected_path(sample).read_text(encoding="utf-8"))
+    expected = json.loads(expected_path(sample).read_text(encoding="utf-8"))
 
     assert outcome(sample.read_bytes()) == expected
 
@@ -43,7 +40,7 @@ def test_milestones_of_every_sample_pass_the_canonical_contract(sample):
 def test_every_sample_has_a_golden_file_and_every_golden_file_a_sample():
     goldens = {p.name for p in FIXTURES.glob("*.expected.json")}
 
-    assert goldens == {_expected_path(s).name for s in SAMPLES}
+    assert goldens == {expected_path(s).name for s in SAMPLES}
     assert len(SAMPLES) == 8
 
 
@@ -63,4 +60,4 @@ def test_fixture_files_match_their_recorded_checksums():
 if __name__ == "__main__" and "--write" in sys.argv:  # regenerate, then review every diff by hand
     for sample in SAMPLES:
         text = json.dumps(outcome(sample.read_bytes()), indent=1, ensure_ascii=False) + "\n"
-        _expected_path(sample).write_text(text, encoding="utf-8")
+        expected_path(sample).write_text(text, encoding="utf-8")

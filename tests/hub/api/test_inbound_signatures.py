@@ -58,6 +58,11 @@ def _dcsa():
     )
 
 
+def _post_json(client, slug: str, body: bytes = BODY, **headers):
+    """POST ``body`` as JSON to the inbound endpoint of connection ``slug``."""
+    return client.post(f"/api/v1/inbound/{slug}/", data=body, content_type="application/json", **headers)
+
+
 def _assert_401(response) -> dict:
     assert response.status_code == 401, response.content
     assert response["Content-Type"] == PROBLEM
@@ -73,11 +78,8 @@ def _assert_401(response) -> dict:
 def test_a_non_ascii_crossdock_signature_is_a_401_problem(anonymous, header):
     _canonical()
 
-    response = anonymous.post(
-        "/api/v1/inbound/partner-in/",
-        data=BODY,
-        content_type="application/json",
-        HTTP_X_CROSSDOCK_SIGNATURE=header.format(t=int(time.time())),
+    response = _post_json(
+        anonymous, "partner-in", HTTP_X_CROSSDOCK_SIGNATURE=header.format(t=int(time.time()))
     )
 
     assert "X-Crossdock-Signature" in _assert_401(response)["detail"]
@@ -88,12 +90,7 @@ def test_a_non_ascii_crossdock_signature_is_a_401_problem(anonymous, header):
 def test_a_non_ascii_bottlecrm_signature_is_a_401_problem(anonymous, dns, header):
     _bottlecrm(dns)
 
-    response = anonymous.post(
-        "/api/v1/inbound/crm-in/",
-        data=BODY,
-        content_type="application/json",
-        HTTP_X_BOTTLECRM_SIGNATURE=header.format(t=int(time.time())),
-    )
+    response = _post_json(anonymous, "crm-in", HTTP_X_BOTTLECRM_SIGNATURE=header.format(t=int(time.time())))
 
     assert "X-BottleCRM-Signature" in _assert_401(response)["detail"]
     assert not InboundMessage.objects.exists()
@@ -103,11 +100,8 @@ def test_a_non_ascii_bottlecrm_signature_is_a_401_problem(anonymous, dns, header
 def test_a_non_ascii_dcsa_signature_is_a_401_problem(anonymous, header):
     _dcsa()
 
-    response = anonymous.post(
-        "/api/v1/inbound/carrier-in/",
-        data=BODY,
-        content_type="application/json",
-        HTTP_NOTIFICATION_SIGNATURE=header.format(t=int(time.time())),
+    response = _post_json(
+        anonymous, "carrier-in", HTTP_NOTIFICATION_SIGNATURE=header.format(t=int(time.time()))
     )
 
     assert "Notification-Signature" in _assert_401(response)["detail"]
@@ -151,12 +145,7 @@ def test_the_nonce_lives_in_redis_until_the_signature_leaves_its_window(anonymou
     t = int(time.time()) - 100  # signed 100 s ago: 200 s of validity left
     header = signing.sign(SECRET, BODY, timestamp=t)
 
-    response = anonymous.post(
-        "/api/v1/inbound/partner-in/",
-        data=BODY,
-        content_type="application/json",
-        HTTP_X_CROSSDOCK_SIGNATURE=header,
-    )
+    response = _post_json(anonymous, "partner-in", HTTP_X_CROSSDOCK_SIGNATURE=header)
 
     assert response.status_code == 202, response.content
     client = cache._cache.get_client(write=True)
@@ -169,18 +158,8 @@ def test_a_dcsa_notification_has_no_time_window_so_its_retry_is_a_duplicate(anon
     body = b'{"events": []}'
     header = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
-    first = anonymous.post(
-        "/api/v1/inbound/carrier-in/",
-        data=body,
-        content_type="application/json",
-        HTTP_NOTIFICATION_SIGNATURE=header,
-    )
-    retry = anonymous.post(
-        "/api/v1/inbound/carrier-in/",
-        data=body,
-        content_type="application/json",
-        HTTP_NOTIFICATION_SIGNATURE=header,
-    )
+    first = _post_json(anonymous, "carrier-in", body=body, HTTP_NOTIFICATION_SIGNATURE=header)
+    retry = _post_json(anonymous, "carrier-in", body=body, HTTP_NOTIFICATION_SIGNATURE=header)
 
     assert (first.status_code, retry.status_code) == (202, 200)
     assert retry.json()["status"] == "duplicate"
