@@ -73,10 +73,11 @@ def run_start(
     *, check: str, dry_run: bool = False, scope: dict[str, Any] | None = None, actor: str = SYSTEM_ACTOR
 ) -> ReconciliationRun:
     """Queue a run of ``check`` (its task is sent after commit). Raises NotFoundError for an unknown
-    check and ValidationFailed for a scope that is not ``{"references": [...]}``."""
-    checks.get(check)
+    check and ValidationFailed for a scope that is not ``{"references": [...]}`` (plus the keys the check
+    declares in ``scope_keys``, e.g. a period end)."""
+    known = {"references", *checks.get(check).scope_keys}
     scope = scope or {}
-    unknown = set(scope) - {"references"}
+    unknown = set(scope) - known
     if unknown or not isinstance(scope.get("references", []), list):
         raise ValidationFailed(
             "scope takes only a list of references",

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import OperationResult
+from connectors.base import OperationContext, OperationResult
 from connectors.bottlecrm import mapping
 from connectors.bottlecrm.client import CrmApi, Rejected
 from connectors.errors import MappingError, PermanentError, TransientError
@@ -55,6 +55,13 @@ class Fields:
         }
 
 
+def reader(ctx: OperationContext) -> tuple[CrmApi, Fields]:
+    """The API and the custom-field keys of a connection's context, for reads outside the
+    operations (reconciliation compares cases and accounts with the hub's records)."""
+    config: Any = ctx.config
+    return CrmApi(url=str(config.url), token=ctx.secret, http=ctx.client), Fields(config)
+
+
 # --- Accounts --------------------------------------------------------------------------------------
 
 
@@ -66,6 +73,11 @@ def _account_by_erp_id(api: CrmApi, fields: Fields, erp_id: str) -> dict[str, An
         if (a.get("custom_fields") or {}).get(fields.erp_customer_id) == erp_id
     ]
     return mapping.oldest_first(found)[0] if found else None
+
+
+def account_of(api: CrmApi, fields: Fields, erp_id: str) -> dict[str, Any] | None:
+    """The account holding ERP customer id ``erp_id`` (the oldest on a tie), or None. Only reads."""
+    return _account_by_erp_id(api, fields, erp_id)
 
 
 def account_for_customer(api: CrmApi, fields: Fields, customer_code: str) -> dict[str, Any]:
@@ -321,6 +333,11 @@ def _cases_for(api: CrmApi, fields: Fields, reference: str, exception_type: str)
         and (c.get("custom_fields") or {}).get(fields.exception_type) == exception_type
     ]
     return mapping.oldest_first(matching)
+
+
+def cases_of(api: CrmApi, fields: Fields, reference: str, exception_type: str) -> list[dict[str, Any]]:
+    """Every case (any status) of the shipment and exception type, oldest first. Only reads."""
+    return _cases_for(api, fields, reference, exception_type)
 
 
 def _open_case(api: CrmApi, fields: Fields, reference: str, exception_type: str) -> dict[str, Any] | None:

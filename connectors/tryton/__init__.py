@@ -10,8 +10,9 @@ Capabilities:
   so a re-read of an unchanged sale is a duplicate and a changed sale is a new message.
 - ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
 - ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
-  ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run again and lookup only
-  reads).
+  ``invoice.credit``, ``invoice.debit`` (operations.py), ``freight.accrue`` and
+  ``freight.accrual_reverse`` (accruals.py: period-close freight accruals as posted account moves);
+  each is safe to run again and lookup only reads.
 
 The secret is the Tryton user's password. Sessions are cached per process and renewed on HTTP 401.
 """
@@ -33,7 +34,7 @@ from connectors.base import (
 )
 from connectors.jsonbody import json_body_or_none, json_object
 from connectors.mapping import MappingSet, load_defaults, mappings_or_defaults
-from connectors.tryton import operations
+from connectors.tryton import accruals, operations
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.mapping import INBOUND_FIELDS, OUTBOUND_FIELDS, sale_to_order
 
@@ -101,6 +102,8 @@ class TrytonConnector(TableConnector):
         "invoice.post": Operation.without_last(operations.invoice_post, operations.invoice_post_lookup),
         "invoice.credit": Operation.without_last(operations.invoice_credit, operations.invoice_credit_lookup),
         "invoice.debit": Operation.without_last(operations.invoice_debit, operations.invoice_debit_lookup),
+        accruals.ACCRUE: Operation.without_last(accruals.accrue, accruals.accrue_lookup),
+        accruals.REVERSE: Operation.without_last(accruals.reverse, accruals.reverse_lookup),
     }
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:

@@ -268,3 +268,29 @@ def write_targets(mappings: MappingSet, values: Mapping[str, Any]) -> dict[str, 
             )
         writes[model][field] = value
     return writes
+
+
+# --- Master data, as the ERP says it (reconciliation) -------------------------------------------------
+
+CUSTOMER_FIELDS = (("name", "party.name"), ("email", "party.email"), ("phone", "party.phone"))
+LOCATION_FIELDS = ("address_line", "city", "region", "postal_code", "country")
+
+
+def party_customer_fields(party: Mapping[str, Any], mappings: MappingSet) -> dict[str, str]:
+    """The canonical customer fields a party alone decides, through the inbound field map: a field
+    whose source reads anything but the party (the sale, its addresses) is left out. Pure."""
+    values: dict[str, str] = {}
+    for name, default in CUSTOMER_FIELDS:
+        spec = mappings.path(f"customer.{name}", default)
+        paths = _PLACEHOLDER.findall(spec) if "{" in spec else [spec]
+        if not paths or not all(p.strip().startswith("party.") for p in paths):
+            continue
+        values[name] = _text(source({"party": party}, spec))
+    return values
+
+
+def address_location_fields(address: Mapping[str, Any]) -> dict[str, str]:
+    """The canonical location fields of a ship-to a Tryton address becomes (``sale_to_order``), name
+    left out (it comes from the sale's party when the address has none). Pure."""
+    found = _address(address, {}, "-") or {}
+    return {name: found.get(name, "") for name in LOCATION_FIELDS}

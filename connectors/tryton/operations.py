@@ -965,3 +965,58 @@ def invoice_debit_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> Op
     if existing is None or existing["state"] not in _DONE_INVOICE:
         return None
     return _debit_result(existing, original, reference)
+
+
+# --- Master data reads (reconciliation) ------------------------------------------------------------------
+
+PARTY_FIELDS = ["code", "name", "email", "phone", "active"]
+PRODUCT_FIELDS = ["code", "name", "active"]
+ADDRESS_FIELDS = [*_ADDRESS, "party"]
+
+
+def parties_read(client: TrytonClient, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Parties by id (inactive ones too); ids Tryton does not have are absent. One call; only reads."""
+    if not ids:
+        return {}
+    rows = client.call(
+        "model.party.party.search_read",
+        [["id", "in", ids], ["active", "in", [True, False]]],
+        0,
+        None,
+        None,
+        PARTY_FIELDS,
+    )
+    return {row["id"]: nest(row) for row in rows}
+
+
+def products_by_code(client: TrytonClient, codes: list[str]) -> dict[str, dict[str, Any]]:
+    """Product variants by code (inactive ones too). One call; only reads."""
+    if not codes:
+        return {}
+    rows = client.call(
+        "model.product.product.search_read",
+        [["code", "in", codes], ["active", "in", [True, False]]],
+        0,
+        None,
+        [["id", "ASC"]],
+        PRODUCT_FIELDS,
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        found.setdefault(row["code"], row)
+    return found
+
+
+def addresses_read(client: TrytonClient, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Party addresses by id (inactive ones too). One call; only reads."""
+    if not ids:
+        return {}
+    rows = client.call(
+        "model.party.address.search_read",
+        [["id", "in", ids], ["active", "in", [True, False]]],
+        0,
+        None,
+        None,
+        ADDRESS_FIELDS,
+    )
+    return {row["id"]: nest(row) for row in rows}

@@ -21,3 +21,8 @@ __all__ = [
     "get",
     "register",
 ]
+from reconciliation.checks import (
+    cases_match,  # noqa: F401  registers it
+    freight_accrual,  # noqa: F401  registers it
+    master_data,  # noqa: F401  registers it
+)

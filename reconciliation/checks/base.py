@@ -100,6 +100,7 @@ class Check:
     every_s: ClassVar[int] = 3600  # default schedule; ops edit it in the check's periodic task
     defaults: ClassVar[dict[str, Any]] = {}
     page_size: ClassVar[int] = 500  # keys compared per bounded batch
+    scope_keys: ClassVar[tuple[str, ...]] = ()  # keys a run's scope may carry besides "references"
 
     def options(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
         return {**self.defaults, **(overrides or {})}

@@ -56,6 +56,8 @@ def test_the_builtin_tables_hold_the_operations_they_always_offered():
             "invoice.post",
             "invoice.credit",
             "invoice.debit",
+            "freight.accrue",
+            "freight.accrual_reverse",
         ),
         "webhook": (),
         "x12": ("ack.997", "ack.ta1", "tender.204"),

@@ -38,7 +38,8 @@ def _exception(ctx: StepContext) -> ShipmentException:
     return exc
 
 
-def _case_key(exc: ShipmentException) -> str:
+def case_key(exc: ShipmentException) -> str:
+    """The ledger's business key of the episode's ``case.open`` (one case per exception episode)."""
     return f"{exc.shipment.reference}:{exc.kind}:{exc.opened_at.isoformat()}"
 
 
@@ -67,10 +68,24 @@ def _case_write(
     )
 
 
-def open_case(ctx: StepContext) -> Done:
-    exc = _exception(ctx)
+def case_open_payload(exc: ShipmentException) -> dict[str, Any]:
+    """What ``case.open`` is sent for the exception (reconciliation opens a missing case with it too)."""
     shipment = exc.shipment
     customer = shipment.customer
+    return {
+        "customer_code": customer.code if customer is not None else "",
+        "shipment": {"reference": shipment.reference},
+        "exception_type": exc.kind,
+        "opened_at": exc.opened_at.isoformat(),
+        "description": exc.description,
+        "reason_code": exc.reason_code,
+        "shipment_status": shipment.status,
+    }
+
+
+def open_case(ctx: StepContext) -> Done:
+    exc = _exception(ctx)
+    customer = exc.shipment.customer
     if customer is not None:
         # The case hangs off the customer's account: make sure it exists (a no-op through the ledger
         # when order-to-ship already wrote it; a shipment may also come from elsewhere).
@@ -81,18 +96,7 @@ def open_case(ctx: StepContext) -> Done:
             payload=common.customer_payload(customer),
         )
     effect = ctx.perform(
-        connection="crm",
-        operation="case.open",
-        business_key=_case_key(exc),
-        payload={
-            "customer_code": customer.code if customer is not None else "",
-            "shipment": {"reference": shipment.reference},
-            "exception_type": exc.kind,
-            "opened_at": exc.opened_at.isoformat(),
-            "description": exc.description,
-            "reason_code": exc.reason_code,
-            "shipment_status": shipment.status,
-        },
+        connection="crm", operation="case.open", business_key=case_key(exc), payload=case_open_payload(exc)
     )
     return Done({"case": effect.external_id})
 

@@ -218,6 +218,8 @@ def test_the_spec_declares_its_capabilities_operations_and_valid_default_mapping
         "invoice.post",
         "invoice.credit",
         "invoice.debit",
+        "freight.accrue",
+        "freight.accrual_reverse",
     )
     from connectors.mapping import validate
 
