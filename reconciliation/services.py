@@ -352,7 +352,7 @@ def discrepancy_repair(
         raise
     Discrepancy.objects.filter(pk=discrepancy_id).update(
         status=Discrepancy.Status.REPAIRED,
-        repair={"writes": done, "by": actor[:150], "at": timezone.now().isoformat()},
+        repair={**done, "by": actor[:150], "at": timezone.now().isoformat()},
         closed_at=timezone.now(),
         closed_by=actor[:150],
         reason=reason,
