@@ -21,3 +21,6 @@ __all__ = [
     "get",
     "register",
 ]
+
+import reconciliation.checks.order_shipped  # registers it
+import reconciliation.checks.shipment_status  # noqa: F401  registers it
