@@ -1,7 +1,7 @@
 """order_shipped against the live peers: a sale confirmed in Tryton while the hub was down (never
 polled) is found once older than its SLA, taken in through the ERP connection's inbox, and shipped
-by order-to-ship as usual; the second run finds the sale, Karrio and the hub agreeing and writes
-nothing."""
+by order-to-ship as usual; a link a person removed from the sale is written again through the
+ledger. Each second run finds the sale, Karrio and the hub agreeing and writes nothing."""
 
 from __future__ import annotations
 
@@ -67,3 +67,44 @@ def test_a_sale_confirmed_while_the_hub_was_down_is_taken_in_and_shipped(hub):
     assert len(discrepancies(CHECK, sale.order)) == 1
     assert (SideEffect.objects.count(), InboundMessage.objects.count()) == (writes, messages)
     assert len(hub.karrio.records("shipments", reference=sale.shipment)) == 1
+
+
+def test_a_link_removed_from_the_sale_by_hand_is_written_again_through_the_ledger_once(hub):
+    configure(
+        CHECK,
+        auto_repair=True,
+        connections={"erp": SLUGS["erp"], "tms": SLUGS["tms"]},
+        sla_hours=SLA_S / 3600,
+        window_days=1,
+    )
+    sale, run = hub.ship()
+    assert run.status == "completed", run.error
+    karrio = hub.karrio_shipment(sale)
+
+    # Someone clears the sale's reference in Tryton (the Karrio shipment id order-to-ship wrote).
+    hub.tryton.call("model.sale.sale.write", [sale.id], {"reference": None})
+    assert hub.sale_read(sale.id, ["reference"])["reference"] is None
+    time.sleep(SLA_S + 1)
+
+    first = execute(CHECK, sale.order)
+    assert (first.new, first.repaired) == (1, 1)
+    (found,) = discrepancies(CHECK, sale.order)
+    assert (found.kind, found.found["missing_links"]) == ("unlinked", ["erp->tms"])
+    assert found.found["erp"]["link_fields"] == {"reference": None}
+    (write,) = found.repair["writes"]["writes"]
+    effect = SideEffect.objects.get(pk=write["side_effect"])
+    assert (effect.operation, effect.business_key) == (
+        "sale.link_shipment",
+        f"reconcile:{CHECK}:{sale.order}:{found.pk.hex}",
+    )
+    assert hub.sale_read(sale.id, ["reference"])["reference"] == karrio["id"]
+
+    time.sleep(SLA_S + 1)
+    writes = SideEffect.objects.count()
+    second = execute(CHECK, sale.order)
+    assert (second.ok, second.new, second.repaired) == (1, 0, 0)
+    assert len(discrepancies(CHECK, sale.order)) == 1
+    assert SideEffect.objects.count() == writes
+    assert (
+        SideEffect.objects.filter(operation="sale.link_shipment").count() == 2
+    )  # the flow's and the repair's
