@@ -420,6 +420,11 @@ def _take_in(peers: _Peers, document: dict[str, Any], tag: str, *, dry_run: bool
             f"sale {document['id']} was received before as message {message.pk} ({message.status}): "
             "replay its dead letter"
         )
+    if not received.created and message.status == InboundMessage.Status.PROCESSED:
+        raise NotRepairable(
+            f"sale {document['id']} was received and processed as message {message.pk}, yet the hub "
+            "has no order from it: read the message's trace"
+        )
     return {
         "writes": [],
         "inbound": [{"message": str(message.pk), "created": received.created, "status": message.status}],
