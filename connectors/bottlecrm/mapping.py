@@ -265,6 +265,24 @@ def marker_key(value: str) -> str:
     return re.sub(r"\s+", "_", value.strip())
 
 
+_STATUS_LINE = re.compile(r"^Shipment (?P<reference>\S+): (?P<status>[A-Z][A-Z_]*)\b")
+
+
+def status_shown(comments: list[Mapping[str, Any]], reference: str) -> dict[str, Any] | None:
+    """The newest status note this connector wrote for shipment ``reference`` among an account's
+    comments (the highest sequence number): ``{"note_id", "sequence", "status"}``, else None."""
+    latest: tuple[int, Mapping[str, Any]] | None = None
+    for comment in comments:
+        sequence = status_sequence(comment.get("comment") or "", reference)
+        if sequence is not None and (latest is None or sequence > latest[0]):
+            latest = (sequence, comment)
+    if latest is None:
+        return None
+    sequence, note = latest
+    line = _STATUS_LINE.match((note.get("comment") or "").strip())
+    return {"note_id": note.get("id"), "sequence": sequence, "status": line["status"] if line else ""}
+
+
 # --- Cases -----------------------------------------------------------------------------------------
 
 

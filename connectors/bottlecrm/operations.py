@@ -264,6 +264,18 @@ def shipment_status_find(
     )
 
 
+def shipment_status_shown(api: CrmApi, fields: Fields, customer_code: str, reference: str) -> dict[str, Any]:
+    """What the CRM shows of shipment ``reference`` (reads only): the customer's account and the
+    newest status note written for the shipment. ``{"account_id": None}`` when the customer has no
+    account, ``"status": None`` when the account shows no status of the shipment."""
+    account = _account_by_erp_id(api, fields, customer_code)
+    if account is None:
+        return {"account_id": None, "note_id": None, "sequence": None, "status": None}
+    comments = api.account_get(str(account["id"])).get("comments") or []
+    shown = mapping.status_shown(comments, reference) or {"note_id": None, "sequence": None, "status": None}
+    return {"account_id": account["id"], **shown}
+
+
 def shipment_status(
     api: CrmApi, fields: Fields, payload: Mapping[str, Any], mappings: MappingSet
 ) -> OperationResult:

@@ -124,10 +124,75 @@ def sales_poll(client: TrytonClient, config: Any, cursor: str | None) -> PollRes
         modified_at = row["last_modified_at"]
         if cutoff is not None and modified_at > cutoff:
             break  # ordered by time: every later row is too fresh as well
-        document = jsonable(nest(row))
-        messages.append(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+        messages.append(sale_message(sale_document(row)))
         next_cursor = cursor_format(modified_at, row["id"])
     return PollResult(messages=messages, cursor=next_cursor)
+
+
+def sale_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A sale row read with ``SALE_FIELDS`` as the JSON document a poll hands over."""
+    return jsonable(nest(row))
+
+
+def sale_message(document: Mapping[str, Any]) -> bytes:
+    """The exact bytes a poll stores for a sale document (its natural id is the sale and its
+    ``last_modified_at``, so the same sale read twice is one message)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+# --- Listing (reads for reconciliation) -------------------------------------------------------------
+
+
+def sales_domain(
+    config: Any, *, modified_before: dt.datetime, modified_since: dt.datetime | None, after_id: int = 0
+) -> list[Any]:
+    """The sales a poll would hand over (``config.poll_states``, the company) last changed in
+    ``[modified_since, modified_before]`` (naive UTC, Tryton's clock) with an id above ``after_id``."""
+    domain: list[Any] = [
+        ["state", "in", list(config.poll_states)],
+        ["last_modified_at", "<=", modified_before],
+    ]
+    if modified_since is not None:
+        domain.append(["last_modified_at", ">=", modified_since])
+    if config.company is not None:
+        domain.append(["company", "=", config.company])
+    if after_id:
+        domain.append(["id", ">", int(after_id)])
+    return domain
+
+
+def sales_page(
+    client: TrytonClient,
+    config: Any,
+    *,
+    modified_before: dt.datetime,
+    modified_since: dt.datetime | None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """One keyset page of sales (``sales_domain``) by id, each as the document a poll hands over.
+    The next page starts after the last id returned; an empty list is the end."""
+    domain = sales_domain(
+        config, modified_before=modified_before, modified_since=modified_since, after_id=after_id
+    )
+    rows = client.call("model.sale.sale.search_read", domain, 0, limit, [["id", "ASC"]], list(SALE_FIELDS))
+    return [sale_document(row) for row in rows]
+
+
+def sales_count(
+    client: TrytonClient, config: Any, *, modified_before: dt.datetime, modified_since: dt.datetime | None
+) -> int:
+    """How many sales ``sales_page`` would go through (one count on the server)."""
+    domain = sales_domain(config, modified_before=modified_before, modified_since=modified_since)
+    return int(client.call("model.sale.sale.search_count", domain))
+
+
+def sale_read(client: TrytonClient, sale_id: int) -> dict[str, Any] | None:
+    """One sale as the document a poll hands over, whatever its state; None when Tryton has none."""
+    rows = client.call(
+        "model.sale.sale.search_read", [["id", "=", int(sale_id)]], 0, 1, None, list(SALE_FIELDS)
+    )
+    return sale_document(rows[0]) if rows else None
 
 
 # --- Shared reads ----------------------------------------------------------------------------------------

@@ -21,8 +21,12 @@ __all__ = [
     "get",
     "register",
 ]
+
+# Each check module registers its check on import.
 from reconciliation.checks import (
-    cases_match,  # noqa: F401  registers it
-    freight_accrual,  # noqa: F401  registers it
-    master_data,  # noqa: F401  registers it
+    cases_match,  # noqa: F401
+    freight_accrual,  # noqa: F401
+    master_data,  # noqa: F401
+    order_shipped,  # noqa: F401
+    shipment_status,  # noqa: F401
 )

@@ -309,3 +309,23 @@ def test_signature_helper_matches_the_crm_scheme():
     body, t = b'{"event":"ticket.updated"}', int(time.time())
     header = signing.sign("whsec_x", body, timestamp=t)
     verify_signature("whsec_x", body, header, now=t)
+
+
+def test_the_status_shown_is_the_newest_note_of_the_shipment_by_sequence():
+    def note(note_id, status, sequence, reference="SHP-7"):
+        payload = {"sequence": sequence, "event_type": "IN_TRANSIT"}
+        return {"id": note_id, "comment": mapping.status_note(payload, reference, status)}
+
+    comments = [
+        note("n1", "TENDER_ACCEPTED", 3),
+        note("n3", "OUT_FOR_DELIVERY", 9),
+        note("n2", "IN_TRANSIT", 5),
+        note("n9", "DELIVERED", 40, reference="SHP-70"),  # another shipment
+        {"id": "x", "comment": "Called the customer"},
+    ]
+    assert mapping.status_shown(comments, "SHP-7") == {
+        "note_id": "n3",
+        "sequence": 9,
+        "status": "OUT_FOR_DELIVERY",
+    }
+    assert mapping.status_shown(comments, "SHP-8") is None

@@ -20,7 +20,7 @@ from connectors.mapping import MappingSet, merge
 from connectors.tryton import DEFAULT_MAPPINGS, Config
 from connectors.tryton.client import _error, decode, encode, jsonable, nest
 from connectors.tryton.mapping import write_targets
-from connectors.tryton.operations import cursor_format, cursor_parse
+from connectors.tryton.operations import cursor_format, cursor_parse, sale_message, sales_domain
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tryton"
 CASES = sorted(p.name.removesuffix(".json") for p in FIXTURES.glob("*.json") if ".expected" not in p.name)
@@ -304,3 +304,22 @@ def test_json_rpc_errors_are_classified(error, kind, text):
 
     assert type(exc) is kind
     assert text in exc.detail
+
+
+def test_the_reconciliation_listing_pages_by_id_over_the_polled_states_and_a_change_window():
+    before, since = dt.datetime(2026, 5, 2, 10), dt.datetime(2026, 4, 2, 10)
+    assert sales_domain(CONFIG, modified_before=before, modified_since=since, after_id=41) == [
+        ["state", "in", ["confirmed", "processing", "done"]],
+        ["last_modified_at", "<=", before],
+        ["last_modified_at", ">=", since],
+        ["id", ">", 41],
+    ]
+    company = CONFIG.model_copy(update={"company": 2})
+    assert sales_domain(company, modified_before=before, modified_since=None) == [
+        ["state", "in", ["confirmed", "processing", "done"]],
+        ["last_modified_at", "<=", before],
+        ["company", "=", 2],
+    ]
+    # The listing's document is stored with the poll's bytes: the same natural id, one message.
+    document = {"id": 7, "last_modified_at": "2026-05-01T09:00:00", "lines": []}
+    assert sale_message(document) == b'{"id":7,"last_modified_at":"2026-05-01T09:00:00","lines":[]}'

@@ -4,4 +4,6 @@ own Tryton party and sale, keyed by the flows session token."""
 
 from __future__ import annotations
 
-from tests.flows.conftest import hub, karrio, karrio_webhook, peers_up  # noqa: F401  fixtures
+from tests.flows.conftest import hub, karrio, karrio_webhook, peers_up
+
+__all__ = ["hub", "karrio", "karrio_webhook", "peers_up"]

@@ -1,0 +1,392 @@
+"""shipment_status: the hub's shipment status agrees with the TMS's tracker and with what the CRM
+account shows.
+
+System of record: the TMS (Karrio) for what happened to a shipment, the hub for its status (the
+highest any applied event implies, canonical/states.py: it never regresses). Per hub shipment booked
+in the TMS (business key: the shipment reference):
+
+- every milestone the TMS's tracker holds (mapped by the TMS connection's own ``map``, with its
+  published mappings) is on the hub's timeline under the dedupe key the TMS's webhook would have
+  given it, and a shipment cancelled in the TMS is cancelled in the hub; else ``missed_milestone``
+  (a webhook that never reached the hub). A hub status above the TMS's (a partner's POD, say) is
+  not a discrepancy: the hub takes milestones from several sources;
+- the newest status note the hub wrote on the customer's CRM account shows the hub's status; else
+  ``crm_behind``.
+
+Examined: shipments with a TMS id that are not delivered or cancelled, and delivered or cancelled
+ones changed within ``window_days``; a shipment the hub changed within ``grace_minutes`` is left for
+the next run (its webhooks and CRM writes may be on their way).
+
+Repairs, through the normal pipeline, never by editing rows: ``missed_milestone`` receives the
+tracker (or the cancelled shipment) on the TMS connection as the webhook Karrio would have sent
+(the same natural id and event ids, so a late webhook is a duplicate, and the inbox applies it
+through the state machine and the outbox, with a ``reconcile:`` correlation id);
+``crm_behind`` re-sends the status write through the ledger (BottleCRM's event operation
+``shipment.status``, keyed by shipment and sequence, so it writes one note per state).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from pydantic import ValidationError
+
+from canonical.contracts.v1 import EventType, MilestoneEvent, semantic_key
+from canonical.errors import ConflictError
+from canonical.models import ExternalRef, Shipment, ShipmentEvent
+from canonical.states import CANCELLED, next_status, status_rank
+from connectors import registry
+from connectors.bottlecrm import operations as crm_operations
+from connectors.bottlecrm.client import CrmApi
+from connectors.errors import ConnectorError, PermanentError
+from connectors.karrio.client import KarrioClient
+from hub.connections.models import Connection
+from hub.inbox.services import inbound_message_receive
+from hub.ledger.services import side_effect_perform
+from hub.mappings.context import connection_context
+from hub.workflows.flows import common
+from reconciliation.checks.base import Check, CheckContext, Finding, NotRepairable, register
+
+NAME = "shipment_status"
+TERMINAL = (Shipment.Status.DELIVERED, Shipment.Status.CANCELLED)
+
+
+# --- What each system says about one shipment (plain data: the comparison is pure) ---------------------
+
+
+@dataclass(frozen=True)
+class HubSeen:
+    reference: str
+    status: str
+    sequence: int
+    customer: str
+    event_keys: frozenset[str]  # dedupe keys on the timeline among those the TMS's milestones would get
+
+
+@dataclass(frozen=True)
+class TmsSeen:
+    shipment_id: str
+    status: str  # Karrio's shipment status
+    tracker_id: str | None
+    milestones: tuple[tuple[str, str], ...]  # (dedupe key, event type) of each tracker milestone
+    webhook: dict[str, Any] | None = None  # the webhook Karrio would have sent for this state
+
+
+@dataclass(frozen=True)
+class CrmSeen:
+    account_id: str | None
+    status: str | None
+    sequence: int | None
+
+
+def tms_status(hub_status: str, tms: TmsSeen) -> str:
+    """The hub's status once every TMS milestone is applied (the state machine's own rule)."""
+    status = hub_status
+    for _key, event_type in tms.milestones:
+        status = next_status(status, EventType(event_type))
+    return CANCELLED if tms.status == "cancelled" else status
+
+
+def compare(hub: HubSeen, tms: TmsSeen, crm: CrmSeen | None) -> Finding:
+    """One finding for one shipment. Pure."""
+    missing = [key for key, _type in tms.milestones if key not in hub.event_keys]
+    implied = tms_status(hub.status, tms)
+    found = {
+        "hub": asdict(hub) | {"event_keys": sorted(hub.event_keys)},
+        "tms": asdict(tms) | {"webhook": None},
+    }
+    if crm is not None:
+        found["crm"] = asdict(crm)
+    ids = tuple(i for i in (tms.shipment_id, tms.tracker_id, crm.account_id if crm else None) if i)
+    if missing or implied != hub.status:
+        return Finding(
+            business_key=hub.reference,
+            ok=False,
+            kind="missed_milestone",
+            summary=f"the TMS says {implied}, the hub {hub.status}: "
+            f"{len(missing) or 'a cancellation'} TMS event(s) never reached the hub",
+            systems=("tms", "hub") + (("crm",) if crm is not None else ()),
+            expected={"tms": {"status": implied, "missing_events": missing}},
+            found=found,
+            repairable=tms.webhook is not None,
+            external_ids=ids,
+            severity="error" if status_rank(implied) > status_rank(hub.status) else "warning",
+        )
+    if crm is not None and crm.status != hub.status:
+        shown = crm.status or "no status"
+        return Finding(
+            business_key=hub.reference,
+            ok=False,
+            kind="crm_behind",
+            summary=f"the hub says {hub.status}, the CRM account shows {shown}",
+            systems=("hub", "crm"),
+            expected={"hub": {"status": hub.status, "sequence": hub.sequence}},
+            found=found,
+            repairable=True,
+            external_ids=ids,
+        )
+    return Finding(business_key=hub.reference, ok=True)
+
+
+# --- Reading the systems -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Peers:
+    tms: Connection
+    tms_system: str
+    karrio: KarrioClient
+    tms_config: Any
+    tms_mappings: Any
+    crm: Connection | None
+    crm_api: CrmApi | None
+    crm_fields: Any
+
+
+def _peers(ctx: CheckContext) -> _Peers:
+    tms = ctx.connection("tms")
+    if tms.connector != "karrio":
+        raise ConflictError(f"{NAME} reads a karrio connection; {tms.slug} is {tms.connector}")
+    tms_ctx = connection_context(tms, direction="inbound")
+    crm = ctx.connection("crm") if ctx.options.get("crm", True) else None
+    crm_api = fields = None
+    if crm is not None:
+        if crm.connector != "bottlecrm":
+            raise ConflictError(f"{NAME} reads a bottlecrm connection; {crm.slug} is {crm.connector}")
+        crm_ctx = connection_context(crm, direction="outbound")
+        crm_api = CrmApi(url=str(crm_ctx.config.url), token=crm_ctx.secret, http=crm_ctx.client)
+        fields = crm_operations.Fields(crm_ctx.config)
+    return _Peers(
+        tms=tms,
+        tms_system=common.ref_system(tms),
+        karrio=KarrioClient.from_context(tms_ctx),
+        tms_config=tms_ctx.config,
+        tms_mappings=tms_ctx.mappings,
+        crm=crm,
+        crm_api=crm_api,
+        crm_fields=fields,
+    )
+
+
+def shipments_examined(ctx: CheckContext, tms_system: str):
+    """The hub shipments the check examines (a queryset, paged by pk by the caller)."""
+    now = timezone.now()
+    booked = ExternalRef.objects.filter(system=tms_system, entity="shipment", object_id=OuterRef("pk"))
+    shipments = Shipment.objects.filter(Exists(booked)).filter(
+        Q(updated_at__lte=now - timedelta(minutes=float(ctx.options["grace_minutes"]))),
+        ~Q(status__in=TERMINAL) | Q(updated_at__gte=now - timedelta(days=float(ctx.options["window_days"]))),
+    )
+    keys = ctx.keys()
+    return shipments.filter(reference__in=keys) if keys else shipments
+
+
+def _tracker_webhook(peers: _Peers, shipment: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict]]:
+    """The webhook Karrio would send for the shipment's state, and the milestones it maps to."""
+    if shipment.get("status") == "cancelled":
+        webhook = {"event": "shipment_cancelled", "data": shipment}
+    elif shipment.get("tracker_id"):
+        webhook = {"event": "tracker_updated", "data": peers.karrio.tracker_get(shipment["tracker_id"])}
+    else:
+        return None, []
+    connector = registry.get("karrio").instance()
+    return webhook, connector.map(webhook, peers.tms_config, peers.tms_mappings)
+
+
+def _tms_seen(peers: _Peers, tms_ids: list[str]) -> TmsSeen | None:
+    """The first of the hub's TMS ids the TMS still has, with its tracker's milestones."""
+    for tms_id in sorted(tms_ids):
+        try:
+            shipment = peers.karrio.shipment_get(tms_id)
+        except PermanentError:  # 404: that id is gone from the TMS; another ref may be the live one
+            continue
+        webhook, mapped = _tracker_webhook(peers, shipment)
+        events = [MilestoneEvent.model_validate(m) for m in mapped]
+        return TmsSeen(
+            shipment_id=tms_id,
+            status=str(shipment.get("status") or ""),
+            tracker_id=shipment.get("tracker_id"),
+            milestones=tuple((semantic_key(e, source=peers.tms.slug), e.event_type.value) for e in events),
+            webhook=webhook,
+        )
+    return None
+
+
+def _crm_seen(peers: _Peers, customer: str, reference: str) -> CrmSeen | None:
+    if peers.crm_api is None:
+        return None
+    shown = crm_operations.shipment_status_shown(peers.crm_api, peers.crm_fields, customer, reference)
+    return CrmSeen(
+        account_id=str(shown["account_id"]) if shown["account_id"] else None,
+        status=shown["status"],
+        sequence=shown["sequence"],
+    )
+
+
+@dataclass(frozen=True)
+class _Observed:
+    hub: HubSeen
+    tms: TmsSeen
+    crm: CrmSeen | None
+
+    def finding(self) -> Finding:
+        return compare(self.hub, self.tms, self.crm)
+
+
+def _observe(peers: _Peers, shipments: list[Shipment], totals: dict[str, Any]) -> Iterator[_Observed]:
+    refs: dict[uuid.UUID, list[str]] = {}
+    for object_id, external_id in ExternalRef.objects.filter(
+        system=peers.tms_system, entity="shipment", object_id__in=[s.pk for s in shipments]
+    ).values_list("object_id", "external_id"):
+        refs.setdefault(object_id, []).append(external_id)
+    for shipment in shipments:
+        try:
+            tms = _tms_seen(peers, refs.get(shipment.pk, []))
+        except (
+            ConnectorError,
+            ValidationError,
+        ) as exc:  # an unmappable tracker: the inbox would dead-letter it
+            totals["unreadable"] = totals.get("unreadable", 0) + 1
+            totals.setdefault("unreadable_sample", []).append(f"{shipment.reference}: {exc}"[:300])
+            del totals["unreadable_sample"][:-5]
+            continue
+        if tms is None:
+            totals["not_in_tms"] = totals.get("not_in_tms", 0) + 1  # order_shipped's concern
+            continue
+        keys = {key for key, _ in tms.milestones}
+        on_timeline = set(
+            ShipmentEvent.objects.filter(shipment=shipment, dedupe_key__in=keys).values_list(
+                "dedupe_key", flat=True
+            )
+        )
+        customer = shipment.customer.code if shipment.customer else ""
+        hub = HubSeen(
+            reference=shipment.reference,
+            status=shipment.status,
+            sequence=shipment.sequence,
+            customer=customer,
+            event_keys=frozenset(on_timeline),
+        )
+        yield _Observed(hub, tms, _crm_seen(peers, customer, shipment.reference) if customer else None)
+
+
+# --- The check ---------------------------------------------------------------------------------------
+
+
+@register
+class ShipmentStatus(Check):
+    name = NAME
+    title = "The hub's shipment status agrees with the TMS tracker and the CRM account"
+    systems = ("hub", "tms", "crm")
+    every_s = 900
+    defaults = {"window_days": 14, "grace_minutes": 10, "crm": True}
+    page_size = 100  # shipments per keyset page (two TMS reads and two CRM reads each)
+
+    def estimate(self, ctx: CheckContext) -> int | None:
+        tms = ctx.connection("tms")
+        return shipments_examined(ctx, common.ref_system(tms)).count()
+
+    def examine(self, ctx: CheckContext) -> Iterator[Finding]:
+        peers = _peers(ctx)
+        queryset = shipments_examined(ctx, peers.tms_system).select_related("customer").order_by("pk")
+        last = None
+        while True:
+            page = list((queryset.filter(pk__gt=last) if last else queryset)[: self.page_size])
+            if not page:
+                return
+            last = page[-1].pk
+            for observed in _observe(peers, page, ctx.totals):
+                ctx.totals["shipments"] = ctx.totals.get("shipments", 0) + 1
+                if status_rank(observed.hub.status) > status_rank(
+                    tms_status(observed.hub.status, observed.tms)
+                ):
+                    ctx.totals["hub_ahead_of_tms"] = ctx.totals.get("hub_ahead_of_tms", 0) + 1
+                yield observed.finding()
+
+    # --- Repair --------------------------------------------------------------------------------------
+
+    def repair(self, discrepancy: Any, ctx: CheckContext) -> dict[str, Any]:
+        peers = _peers(ctx)
+        shipment = (
+            Shipment.objects.select_related("customer").filter(reference=discrepancy.business_key).first()
+        )
+        if shipment is None:
+            raise NotRepairable(f"the hub has no shipment {discrepancy.business_key}")
+        observed = next(_observe(peers, [shipment], {}), None)
+        if observed is None:
+            raise NotRepairable(
+                f"the TMS has no shipment for {shipment.reference}, or its tracker is unreadable"
+            )
+        finding = observed.finding()
+        if finding.ok:
+            return {"writes": [], "note": "the systems agree now: nothing to repair"}
+        if not finding.repairable:
+            raise NotRepairable(f"{finding.kind}: {finding.summary}; an operator decides")
+        tag = f"reconcile:{NAME}:{shipment.reference}"
+        if finding.kind == "missed_milestone":
+            return _milestones_receive(peers, observed, tag, discrepancy, dry_run=ctx.dry_run)
+        return _crm_resend(peers, shipment, tag, dry_run=ctx.dry_run)
+
+
+def _milestones_receive(
+    peers: _Peers, observed: _Observed, tag: str, discrepancy: Any, *, dry_run: bool
+) -> dict[str, Any]:
+    """The webhook that never arrived, received on the TMS connection (the inbox applies it)."""
+    webhook = observed.tms.webhook or {}
+    plan = {
+        "receive": {"connection": peers.tms.slug, "event": webhook.get("event"), "id": webhook["data"]["id"]}
+    }
+    if dry_run:
+        return {"plan": [plan]}
+    received = inbound_message_receive(
+        connection=peers.tms,
+        body=json.dumps(webhook, sort_keys=True, default=str).encode(),
+        content_type="application/json",
+        headers={"content-type": "application/json"},
+        idempotency_key=None,  # the connector's natural id: the same as Karrio's webhook of this state
+        correlation_id=f"{tag}:{discrepancy.pk.hex}"[:128],
+    )
+    return {
+        "writes": [],
+        "inbound": [
+            {
+                "message": str(received.message.pk),
+                "created": received.created,
+                "status": received.message.status,
+            }
+        ],
+    }
+
+
+def _crm_resend(peers: _Peers, shipment: Shipment, tag: str, *, dry_run: bool) -> dict[str, Any]:
+    """The hub's current status written to the CRM through the ledger, as order-to-ship writes it."""
+    if peers.crm is None:
+        raise NotRepairable("no CRM connection is checked")
+    key = f"{tag}#{shipment.sequence}"
+    if dry_run:
+        return {"plan": [{"connection": peers.crm.slug, "operation": "shipment.status", "business_key": key}]}
+    latest = shipment.events.order_by("-occurred_at", "-created_at").first()
+    effect = side_effect_perform(
+        connection=peers.crm,
+        operation="shipment.status",
+        business_key=key,
+        payload={
+            "customer_code": shipment.customer.code,
+            "shipment": {"reference": shipment.reference},
+            "status": shipment.status,
+            "sequence": shipment.sequence,
+            "event_type": latest.event_type if latest else "",
+            "occurred_at": latest.occurred_at.isoformat() if latest else None,
+        },
+    )
+    return {
+        "writes": [
+            {"side_effect": str(effect.pk), "operation": effect.operation, "external_id": effect.external_id}
+        ]
+    }
