@@ -11,7 +11,10 @@ Capabilities:
 - ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
 - ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
   ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run again and lookup only
-  reads).
+  reads). ``invoice.post`` answers the posted invoice's lines (``invoice_lines_normalize``).
+- reads for reconciliation (operations.py, no writes): ``invoices_read`` (invoices by id in any
+  state, with their lines and freight lines flagged) and ``sales_invoices`` (each sale's customer
+  invoices), a fixed number of calls per batch of ids.
 
 The secret is the Tryton user's password. Sessions are cached per process and renewed on HTTP 401.
 """

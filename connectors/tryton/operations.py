@@ -369,9 +369,10 @@ def _sale_invoices(client: TrytonClient, sale: Mapping[str, Any]) -> list[dict[s
 
 
 def _invoice_result(
-    invoices: list[dict[str, Any]], sale: Mapping[str, Any], freight: Decimal | None
+    client: TrytonClient, invoices: list[dict[str, Any]], sale: Mapping[str, Any], freight: Decimal | None
 ) -> OperationResult:
     first = invoices[0]
+    (read,) = invoices_read(client, [first["id"]])
     return OperationResult(
         external_id=str(first["id"]),
         data={
@@ -379,11 +380,14 @@ def _invoice_result(
             "number": first["number"],
             "state": first["state"],
             "total_amount": str(first["total_amount"]),
+            "untaxed_amount": read["untaxed_amount"],
+            "tax_amount": read["tax_amount"],
             "currency": (first.get("currency") or {}).get("code"),
             "sale_id": sale["id"],
             "sale_number": sale["number"],
             "freight_amount": str(freight) if freight is not None else None,
             "invoice_ids": [invoice["id"] for invoice in invoices],
+            "lines": read["lines"],
         },
     )
 
@@ -466,7 +470,7 @@ def invoice_post(client: TrytonClient, payload: Mapping[str, Any]) -> OperationR
         # post validates a draft itself; fresh_session: the client logs in again on a 401.
         client.call("model.account.invoice.post", [invoice["id"] for invoice in open_invoices])
         invoices = _sale_invoices(client, sale)
-    return _invoice_result(invoices, sale, freight)
+    return _invoice_result(client, invoices, sale, freight)
 
 
 def invoice_post_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
@@ -474,7 +478,7 @@ def invoice_post_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> Ope
     invoices = _sale_invoices(client, sale)
     if not invoices or any(invoice["state"] in _OPEN_INVOICE for invoice in invoices):
         return None
-    return _invoice_result(invoices, sale, _money(payload, "freight_amount", required=False))
+    return _invoice_result(client, invoices, sale, _money(payload, "freight_amount", required=False))
 
 
 # --- invoice.credit --------------------------------------------------------------------------------------
@@ -965,3 +969,158 @@ def invoice_debit_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> Op
     if existing is None or existing["state"] not in _DONE_INVOICE:
         return None
     return _debit_result(existing, original, reference)
+
+
+# --- Reading invoices (reconciliation) ------------------------------------------------------------------
+
+INVOICE_READ_FIELDS = [
+    "number",
+    "state",
+    "type",
+    "reference",
+    "currency.code",
+    "untaxed_amount",
+    "tax_amount",
+    "total_amount",
+    "lines",
+    "sales",
+]
+_READ_LINE_FIELDS = ["origin", "type", "product.code", "description", "quantity", "unit_price", "amount"]
+FREIGHT_KEY = "freight"  # the key of a freight line in invoice_lines_normalize
+
+
+def _decimal_text(value: Any) -> str | None:
+    return None if value is None else str(Decimal(str(value)))
+
+
+def invoice_lines_normalize(
+    lines: list[Mapping[str, Any]], *, freight_ids: set[int], freight_products: set[int]
+) -> list[dict[str, Any]]:
+    """Tryton invoice line rows (nested reads) to the shape the hub compares, in line order; only
+    product lines (``type`` line). Pure.
+
+    Each line: ``key`` (``freight`` for a freight line, else the product code, else the
+    description), ``sku``, ``description``, ``quantity``, ``unit_price``, ``amount`` (decimal
+    strings) and ``freight``. A line is freight when it invoices a sale's freight line
+    (``freight_ids``) or, having no sale line as origin, is for the sale carrier's product
+    (``freight_products``: the line ``invoice.post`` adds to an invoice without one).
+    """
+    out = []
+    for line in lines:
+        if line.get("type", "line") != "line":
+            continue
+        product = line.get("product") or {}
+        origin = line.get("origin") or ""
+        freight = line["id"] in freight_ids or (
+            not str(origin).startswith("sale.line,") and product.get("id") in freight_products
+        )
+        sku = product.get("code") or None
+        description = str(line.get("description") or "")
+        out.append(
+            {
+                "key": FREIGHT_KEY if freight else (sku or description),
+                "sku": sku,
+                "description": description,
+                "quantity": _decimal_text(line.get("quantity")),
+                "unit_price": _decimal_text(line.get("unit_price")),
+                "amount": _decimal_text(line.get("amount")),
+                "freight": freight,
+            }
+        )
+    return out
+
+
+def invoices_read(client: TrytonClient, ids: list[int]) -> list[dict[str, Any]]:
+    """Invoices by id, in any state (cancelled included), each with its lines normalised
+    (``invoice_lines_normalize``); ids Tryton does not have are left out. Reads only, four calls
+    whatever the number of ids (so a caller pages through ids in bounded batches).
+
+    Each: ``id``, ``number``, ``state``, ``type``, ``reference``, ``currency``, ``untaxed_amount``,
+    ``tax_amount``, ``total_amount`` (decimal strings), ``sale_ids`` and ``lines``.
+    """
+    if not ids:
+        return []
+    rows = [
+        nest(row)
+        for row in client.call(
+            "model.account.invoice.search_read",
+            [["id", "in", [int(i) for i in ids]]],
+            0,
+            None,
+            [["id", "ASC"]],
+            INVOICE_READ_FIELDS,
+        )
+    ]
+    line_ids = [line_id for row in rows for line_id in row.get("lines") or []]
+    lines = (
+        [nest(line) for line in client.call("model.account.invoice.line.read", line_ids, _READ_LINE_FIELDS)]
+        if line_ids
+        else []
+    )
+    freight_ids = _freight_invoice_lines(client, lines)
+    sale_ids = sorted({sale_id for row in rows for sale_id in row.get("sales") or []})
+    carrier_products = {}
+    if sale_ids:
+        for sale in client.call("model.sale.sale.read", sale_ids, ["carrier.carrier_product"]):
+            carrier_products[sale["id"]] = (sale.get("carrier.") or {}).get("carrier_product")
+    by_id = {line["id"]: line for line in lines}
+    out = []
+    for row in rows:
+        products = {carrier_products.get(sale_id) for sale_id in row.get("sales") or []} - {None}
+        out.append(
+            {
+                "id": row["id"],
+                "number": row.get("number"),
+                "state": row["state"],
+                "type": row["type"],
+                "reference": row.get("reference"),
+                "currency": (row.get("currency") or {}).get("code"),
+                "untaxed_amount": _decimal_text(row.get("untaxed_amount")),
+                "tax_amount": _decimal_text(row.get("tax_amount")),
+                "total_amount": _decimal_text(row.get("total_amount")),
+                "sale_ids": list(row.get("sales") or []),
+                "lines": invoice_lines_normalize(
+                    [by_id[i] for i in row.get("lines") or [] if i in by_id],
+                    freight_ids=freight_ids,
+                    freight_products=products,
+                ),
+            }
+        )
+    return out
+
+
+def sales_invoices(client: TrytonClient, sale_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The customer invoices (type out, any state) of each sale, by sale id, oldest first: ``id``,
+    ``number``, ``state``, ``total_amount``, ``currency``. Sales Tryton does not have are left
+    out. Reads only, two calls whatever the number of sales."""
+    if not sale_ids:
+        return {}
+    sales = client.call(
+        "model.sale.sale.search_read",
+        [["id", "in", [int(i) for i in sale_ids]]],
+        0,
+        None,
+        [["id", "ASC"]],
+        ["invoices"],
+    )
+    invoice_ids = sorted({i for sale in sales for i in sale.get("invoices") or []})
+    invoices = {}
+    if invoice_ids:
+        for row in client.call(
+            "model.account.invoice.read",
+            invoice_ids,
+            ["number", "state", "type", "total_amount", "currency.code"],
+        ):
+            row = nest(row)
+            if row["type"] == "out":
+                invoices[row["id"]] = {
+                    "id": row["id"],
+                    "number": row.get("number"),
+                    "state": row["state"],
+                    "total_amount": _decimal_text(row.get("total_amount")),
+                    "currency": (row.get("currency") or {}).get("code"),
+                }
+    return {
+        sale["id"]: [invoices[i] for i in sorted(sale.get("invoices") or []) if i in invoices]
+        for sale in sales
+    }
