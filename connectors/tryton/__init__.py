@@ -10,8 +10,10 @@ Capabilities:
   so a re-read of an unchanged sale is a duplicate and a changed sale is a new message.
 - ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
 - ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
-  ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run again and lookup only
-  reads). ``invoice.post`` answers the posted invoice's lines (``invoice_lines_normalize``).
+  ``invoice.recreate``, ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run
+  again and lookup only reads). ``invoice.post`` answers the posted invoice's lines
+  (``invoice_lines_normalize``); ``invoice.recreate`` bills a sale again for an invoice cancelled
+  in Tryton (its sale's invoice-exception wizard) and posts the new one.
 - reads for reconciliation (operations.py, no writes): ``invoices_read`` (invoices by id in any
   state, with their lines and freight lines flagged) and ``sales_invoices`` (each sale's customer
   invoices), a fixed number of calls per batch of ids.
@@ -119,6 +121,10 @@ class TrytonConnector(Connector):
         "invoice.post": Operation(
             perform=_without_ctx(operations.invoice_post),
             lookup=_without_ctx(operations.invoice_post_lookup),
+        ),
+        "invoice.recreate": Operation(
+            perform=_without_ctx(operations.invoice_recreate),
+            lookup=_without_ctx(operations.invoice_recreate_lookup),
         ),
         "invoice.credit": Operation(
             perform=_without_ctx(operations.invoice_credit),

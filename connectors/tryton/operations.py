@@ -481,6 +481,78 @@ def invoice_post_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> Ope
     return _invoice_result(client, invoices, sale, _money(payload, "freight_amount", required=False))
 
 
+# --- invoice.recreate ------------------------------------------------------------------------------------
+
+
+def _recreate_plan(client: TrytonClient, payload: Mapping[str, Any]) -> tuple[dict[str, Any], int, bool]:
+    """The sale, the cancelled invoice to bill again, and whether Tryton recreated it already."""
+    cancelled_id = payload.get("invoice_id")
+    try:
+        cancelled_id = int(cancelled_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PermanentError(f"payload invoice_id {cancelled_id!r} is not an invoice id") from None
+    domain, label = _sale_domain(payload)
+    rows = client.call(
+        "model.sale.sale.search_read", domain, 0, 2, None, [*_SALE_OP_FIELDS, "invoices_recreated"]
+    )
+    if len(rows) != 1:
+        raise PermanentError(f"Tryton has no single {label}")
+    sale = nest(rows[0])
+    if cancelled_id not in (sale.get("invoices") or []):
+        raise PermanentError(f"invoice {cancelled_id} is not an invoice of sale {sale['number']}")
+    (state,) = client.call("model.account.invoice.read", [cancelled_id], ["state"])
+    if state["state"] != "cancelled":
+        raise PermanentError(
+            f"invoice {cancelled_id} is {state['state']}, not cancelled: nothing to bill again"
+        )
+    return sale, cancelled_id, cancelled_id in (sale.get("invoices_recreated") or [])
+
+
+def invoice_recreate(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult:
+    """Bill a sale again for a customer invoice cancelled in Tryton, then post the new invoice.
+
+    Tryton's own way: the sale's "Handle Invoice Exception" wizard with the cancelled invoice to
+    recreate (the sale makes a new draft invoice of its lines), then ``invoice.post`` of the sale
+    (``freight_amount`` set on its freight line first). The answer is ``invoice.post``'s for the new
+    invoice, with ``recreates`` naming the cancelled one.
+
+    Idempotent: an invoice recreated already is not recreated again (Tryton records it on the sale),
+    and the post is ``invoice.post``'s, which leaves a posted invoice as it is.
+    """
+    sale, cancelled_id, recreated = _recreate_plan(client, payload)
+    if not recreated:
+        context = {"active_model": "sale.sale", "active_id": sale["id"], "active_ids": [sale["id"]]}
+        session_id, _start, _end = client.call("wizard.sale.handle.invoice.exception.create", context=context)
+        try:
+            client.call(
+                "wizard.sale.handle.invoice.exception.execute",
+                session_id,
+                {
+                    "ask": {
+                        "recreate_invoices": [cancelled_id],
+                        "ignore_invoices": [],
+                        "domain_invoices": [cancelled_id],
+                    }
+                },
+                "handle",
+                context=context,
+            )
+        finally:
+            client.call("wizard.sale.handle.invoice.exception.delete", session_id, context=context)
+    result = invoice_post(client, {**payload, "sale_id": sale["id"]})
+    return OperationResult(external_id=result.external_id, data={**result.data, "recreates": cancelled_id})
+
+
+def invoice_recreate_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
+    sale, cancelled_id, recreated = _recreate_plan(client, payload)
+    if not recreated:
+        return None
+    found = invoice_post_lookup(client, {**payload, "sale_id": sale["id"]})
+    if found is None:
+        return None
+    return OperationResult(external_id=found.external_id, data={**found.data, "recreates": cancelled_id})
+
+
 # --- invoice.credit --------------------------------------------------------------------------------------
 
 _LINE_FIELDS = ["origin", "product.code", "quantity", "unit_price", "amount", "type"]
