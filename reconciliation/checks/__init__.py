@@ -2,6 +2,7 @@
 
 from reconciliation.checks import (
     delivered_invoiced,  # noqa: F401  registers it
+    freight_audit,  # noqa: F401  registers it
     invoice_amounts,  # noqa: F401  registers it
 )
 from reconciliation.checks.base import (
