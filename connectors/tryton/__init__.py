@@ -10,9 +10,15 @@ Capabilities:
   so a re-read of an unchanged sale is a duplicate and a changed sale is a new message.
 - ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
 - ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
-  ``invoice.credit``, ``invoice.debit`` (operations.py), ``freight.accrue`` and
-  ``freight.accrual_reverse`` (accruals.py: period-close freight accruals as posted account moves);
-  each is safe to run again and lookup only reads.
+  ``invoice.recreate``, ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run
+  again and lookup only reads). ``invoice.post`` answers the posted invoice's lines
+  (``invoice_lines_normalize``); ``invoice.recreate`` bills a sale again for an invoice cancelled
+  in Tryton (its sale's invoice-exception wizard) and posts the new one. ``freight.accrue`` and
+  ``freight.accrual_reverse`` (accruals.py: period-close freight accruals as posted account moves).
+- reads for reconciliation (operations.py, no writes): ``invoices_read`` (invoices by id in any
+  state, with their lines and freight lines flagged), ``sales_invoices`` (each sale's customer
+  invoices), and the master-data reads ``parties_read``, ``products_by_code``, ``addresses_read``;
+  a fixed number of calls per batch of ids.
 
 The secret is the Tryton user's password. Sessions are cached per process and renewed on HTTP 401.
 """
@@ -100,6 +106,9 @@ class TrytonConnector(TableConnector):
         ),
         "shipment.record_cost": Operation.without_last(operations.record_cost, operations.record_cost_lookup),
         "invoice.post": Operation.without_last(operations.invoice_post, operations.invoice_post_lookup),
+        "invoice.recreate": Operation.without_last(
+            operations.invoice_recreate, operations.invoice_recreate_lookup
+        ),
         "invoice.credit": Operation.without_last(operations.invoice_credit, operations.invoice_credit_lookup),
         "invoice.debit": Operation.without_last(operations.invoice_debit, operations.invoice_debit_lookup),
         accruals.ACCRUE: Operation.without_last(accruals.accrue, accruals.accrue_lookup),

@@ -434,9 +434,10 @@ def _sale_invoices(client: TrytonClient, sale: Mapping[str, Any]) -> list[dict[s
 
 
 def _invoice_result(
-    invoices: list[dict[str, Any]], sale: Mapping[str, Any], freight: Decimal | None
+    client: TrytonClient, invoices: list[dict[str, Any]], sale: Mapping[str, Any], freight: Decimal | None
 ) -> OperationResult:
     first = invoices[0]
+    (read,) = invoices_read(client, [first["id"]])
     return OperationResult(
         external_id=str(first["id"]),
         data={
@@ -444,11 +445,14 @@ def _invoice_result(
             "number": first["number"],
             "state": first["state"],
             "total_amount": str(first["total_amount"]),
+            "untaxed_amount": read["untaxed_amount"],
+            "tax_amount": read["tax_amount"],
             "currency": (first.get("currency") or {}).get("code"),
             "sale_id": sale["id"],
             "sale_number": sale["number"],
             "freight_amount": str(freight) if freight is not None else None,
             "invoice_ids": [invoice["id"] for invoice in invoices],
+            "lines": read["lines"],
         },
     )
 
@@ -531,7 +535,7 @@ def invoice_post(client: TrytonClient, payload: Mapping[str, Any]) -> OperationR
         # post validates a draft itself; fresh_session: the client logs in again on a 401.
         client.call("model.account.invoice.post", [invoice["id"] for invoice in open_invoices])
         invoices = _sale_invoices(client, sale)
-    return _invoice_result(invoices, sale, freight)
+    return _invoice_result(client, invoices, sale, freight)
 
 
 def invoice_post_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
@@ -539,7 +543,79 @@ def invoice_post_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> Ope
     invoices = _sale_invoices(client, sale)
     if not invoices or any(invoice["state"] in _OPEN_INVOICE for invoice in invoices):
         return None
-    return _invoice_result(invoices, sale, _money(payload, "freight_amount", required=False))
+    return _invoice_result(client, invoices, sale, _money(payload, "freight_amount", required=False))
+
+
+# --- invoice.recreate ------------------------------------------------------------------------------------
+
+
+def _recreate_plan(client: TrytonClient, payload: Mapping[str, Any]) -> tuple[dict[str, Any], int, bool]:
+    """The sale, the cancelled invoice to bill again, and whether Tryton recreated it already."""
+    cancelled_id = payload.get("invoice_id")
+    try:
+        cancelled_id = int(cancelled_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PermanentError(f"payload invoice_id {cancelled_id!r} is not an invoice id") from None
+    domain, label = _sale_domain(payload)
+    rows = client.call(
+        "model.sale.sale.search_read", domain, 0, 2, None, [*_SALE_OP_FIELDS, "invoices_recreated"]
+    )
+    if len(rows) != 1:
+        raise PermanentError(f"Tryton has no single {label}")
+    sale = nest(rows[0])
+    if cancelled_id not in (sale.get("invoices") or []):
+        raise PermanentError(f"invoice {cancelled_id} is not an invoice of sale {sale['number']}")
+    (state,) = client.call("model.account.invoice.read", [cancelled_id], ["state"])
+    if state["state"] != "cancelled":
+        raise PermanentError(
+            f"invoice {cancelled_id} is {state['state']}, not cancelled: nothing to bill again"
+        )
+    return sale, cancelled_id, cancelled_id in (sale.get("invoices_recreated") or [])
+
+
+def invoice_recreate(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult:
+    """Bill a sale again for a customer invoice cancelled in Tryton, then post the new invoice.
+
+    Tryton's own way: the sale's "Handle Invoice Exception" wizard with the cancelled invoice to
+    recreate (the sale makes a new draft invoice of its lines), then ``invoice.post`` of the sale
+    (``freight_amount`` set on its freight line first). The answer is ``invoice.post``'s for the new
+    invoice, with ``recreates`` naming the cancelled one.
+
+    Idempotent: an invoice recreated already is not recreated again (Tryton records it on the sale),
+    and the post is ``invoice.post``'s, which leaves a posted invoice as it is.
+    """
+    sale, cancelled_id, recreated = _recreate_plan(client, payload)
+    if not recreated:
+        context = {"active_model": "sale.sale", "active_id": sale["id"], "active_ids": [sale["id"]]}
+        session_id, _start, _end = client.call("wizard.sale.handle.invoice.exception.create", context=context)
+        try:
+            client.call(
+                "wizard.sale.handle.invoice.exception.execute",
+                session_id,
+                {
+                    "ask": {
+                        "recreate_invoices": [cancelled_id],
+                        "ignore_invoices": [],
+                        "domain_invoices": [cancelled_id],
+                    }
+                },
+                "handle",
+                context=context,
+            )
+        finally:
+            client.call("wizard.sale.handle.invoice.exception.delete", session_id, context=context)
+    result = invoice_post(client, {**payload, "sale_id": sale["id"]})
+    return OperationResult(external_id=result.external_id, data={**result.data, "recreates": cancelled_id})
+
+
+def invoice_recreate_lookup(client: TrytonClient, payload: Mapping[str, Any]) -> OperationResult | None:
+    sale, cancelled_id, recreated = _recreate_plan(client, payload)
+    if not recreated:
+        return None
+    found = invoice_post_lookup(client, {**payload, "sale_id": sale["id"]})
+    if found is None:
+        return None
+    return OperationResult(external_id=found.external_id, data={**found.data, "recreates": cancelled_id})
 
 
 # --- invoice.credit --------------------------------------------------------------------------------------
@@ -1085,3 +1161,158 @@ def addresses_read(client: TrytonClient, ids: list[int]) -> dict[int, dict[str, 
         ADDRESS_FIELDS,
     )
     return {row["id"]: nest(row) for row in rows}
+
+
+# --- Reading invoices (reconciliation) ------------------------------------------------------------------
+
+INVOICE_READ_FIELDS = [
+    "number",
+    "state",
+    "type",
+    "reference",
+    "currency.code",
+    "untaxed_amount",
+    "tax_amount",
+    "total_amount",
+    "lines",
+    "sales",
+]
+_READ_LINE_FIELDS = ["origin", "type", "product.code", "description", "quantity", "unit_price", "amount"]
+FREIGHT_KEY = "freight"  # the key of a freight line in invoice_lines_normalize
+
+
+def _decimal_text(value: Any) -> str | None:
+    return None if value is None else str(Decimal(str(value)))
+
+
+def invoice_lines_normalize(
+    lines: list[Mapping[str, Any]], *, freight_ids: set[int], freight_products: set[int]
+) -> list[dict[str, Any]]:
+    """Tryton invoice line rows (nested reads) to the shape the hub compares, in line order; only
+    product lines (``type`` line). Pure.
+
+    Each line: ``key`` (``freight`` for a freight line, else the product code, else the
+    description), ``sku``, ``description``, ``quantity``, ``unit_price``, ``amount`` (decimal
+    strings) and ``freight``. A line is freight when it invoices a sale's freight line
+    (``freight_ids``) or, having no sale line as origin, is for the sale carrier's product
+    (``freight_products``: the line ``invoice.post`` adds to an invoice without one).
+    """
+    out = []
+    for line in lines:
+        if line.get("type", "line") != "line":
+            continue
+        product = line.get("product") or {}
+        origin = line.get("origin") or ""
+        freight = line["id"] in freight_ids or (
+            not str(origin).startswith("sale.line,") and product.get("id") in freight_products
+        )
+        sku = product.get("code") or None
+        description = str(line.get("description") or "")
+        out.append(
+            {
+                "key": FREIGHT_KEY if freight else (sku or description),
+                "sku": sku,
+                "description": description,
+                "quantity": _decimal_text(line.get("quantity")),
+                "unit_price": _decimal_text(line.get("unit_price")),
+                "amount": _decimal_text(line.get("amount")),
+                "freight": freight,
+            }
+        )
+    return out
+
+
+def invoices_read(client: TrytonClient, ids: list[int]) -> list[dict[str, Any]]:
+    """Invoices by id, in any state (cancelled included), each with its lines normalised
+    (``invoice_lines_normalize``); ids Tryton does not have are left out. Reads only, four calls
+    whatever the number of ids (so a caller pages through ids in bounded batches).
+
+    Each: ``id``, ``number``, ``state``, ``type``, ``reference``, ``currency``, ``untaxed_amount``,
+    ``tax_amount``, ``total_amount`` (decimal strings), ``sale_ids`` and ``lines``.
+    """
+    if not ids:
+        return []
+    rows = [
+        nest(row)
+        for row in client.call(
+            "model.account.invoice.search_read",
+            [["id", "in", [int(i) for i in ids]]],
+            0,
+            None,
+            [["id", "ASC"]],
+            INVOICE_READ_FIELDS,
+        )
+    ]
+    line_ids = [line_id for row in rows for line_id in row.get("lines") or []]
+    lines = (
+        [nest(line) for line in client.call("model.account.invoice.line.read", line_ids, _READ_LINE_FIELDS)]
+        if line_ids
+        else []
+    )
+    freight_ids = _freight_invoice_lines(client, lines)
+    sale_ids = sorted({sale_id for row in rows for sale_id in row.get("sales") or []})
+    carrier_products = {}
+    if sale_ids:
+        for sale in client.call("model.sale.sale.read", sale_ids, ["carrier.carrier_product"]):
+            carrier_products[sale["id"]] = (sale.get("carrier.") or {}).get("carrier_product")
+    by_id = {line["id"]: line for line in lines}
+    out = []
+    for row in rows:
+        products = {carrier_products.get(sale_id) for sale_id in row.get("sales") or []} - {None}
+        out.append(
+            {
+                "id": row["id"],
+                "number": row.get("number"),
+                "state": row["state"],
+                "type": row["type"],
+                "reference": row.get("reference"),
+                "currency": (row.get("currency") or {}).get("code"),
+                "untaxed_amount": _decimal_text(row.get("untaxed_amount")),
+                "tax_amount": _decimal_text(row.get("tax_amount")),
+                "total_amount": _decimal_text(row.get("total_amount")),
+                "sale_ids": list(row.get("sales") or []),
+                "lines": invoice_lines_normalize(
+                    [by_id[i] for i in row.get("lines") or [] if i in by_id],
+                    freight_ids=freight_ids,
+                    freight_products=products,
+                ),
+            }
+        )
+    return out
+
+
+def sales_invoices(client: TrytonClient, sale_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The customer invoices (type out, any state) of each sale, by sale id, oldest first: ``id``,
+    ``number``, ``state``, ``total_amount``, ``currency``. Sales Tryton does not have are left
+    out. Reads only, two calls whatever the number of sales."""
+    if not sale_ids:
+        return {}
+    sales = client.call(
+        "model.sale.sale.search_read",
+        [["id", "in", [int(i) for i in sale_ids]]],
+        0,
+        None,
+        [["id", "ASC"]],
+        ["invoices"],
+    )
+    invoice_ids = sorted({i for sale in sales for i in sale.get("invoices") or []})
+    invoices = {}
+    if invoice_ids:
+        for row in client.call(
+            "model.account.invoice.read",
+            invoice_ids,
+            ["number", "state", "type", "total_amount", "currency.code"],
+        ):
+            row = nest(row)
+            if row["type"] == "out":
+                invoices[row["id"]] = {
+                    "id": row["id"],
+                    "number": row.get("number"),
+                    "state": row["state"],
+                    "total_amount": _decimal_text(row.get("total_amount")),
+                    "currency": (row.get("currency") or {}).get("code"),
+                }
+    return {
+        sale["id"]: [invoices[i] for i in sorted(sale.get("invoices") or []) if i in invoices]
+        for sale in sales
+    }

@@ -54,6 +54,7 @@ def test_the_builtin_tables_hold_the_operations_they_always_offered():
             "sale.link_shipment",
             "shipment.record_cost",
             "invoice.post",
+            "invoice.recreate",
             "invoice.credit",
             "invoice.debit",
             "freight.accrue",

@@ -58,3 +58,9 @@ def test_adjustments_after_invoicing_become_credit_and_debit_notes_never_a_secon
     assert len(hub.invoices(sale.party_id)) == 3
     original = Invoice.objects.get(kind=Invoice.Kind.INVOICE)
     assert sorted(original.corrections.values_list("kind", flat=True)) == ["CREDIT_NOTE", "DEBIT_NOTE"]
+    # Each note is recorded with its amount, as Tryton posted it.
+    for note in original.corrections.all():
+        total = sum(money(line.quantity * line.unit_price) for line in note.lines.all())
+        assert total == money(
+            by_reference[f"adj:{less.pk}" if note.kind == "CREDIT_NOTE" else f"adj:{more.pk}"]["total_amount"]
+        )

@@ -60,6 +60,10 @@ def test_billing_waits_for_pod_and_open_exceptions_then_posts_one_invoice_with_t
     assert (money(stock["cost"]), stock["cost_edit"]) == (money("10.00"), True)
     canonical = Invoice.objects.get(kind=Invoice.Kind.INVOICE)
     assert (canonical.reference, canonical.status) == (invoice["number"], "POSTED")
+    # The hub records what it billed: the order's line and the TMS freight, as Tryton posted them.
+    lines = [(line.quantity, line.unit_price) for line in canonical.lines.order_by("line_number")]
+    assert [(money(q), money(p)) for q, p in lines] == [(money(3), money(20)), (money(1), money(10))]
+    assert sum(money(q * p) for q, p in lines) == money(invoice["total_amount"])
     assert Order.objects.get(reference=sale.order).status == Order.Status.INVOICED
 
     # Again (a redelivered wake-up, another milestone): still one invoice, nothing re-posted.

@@ -181,8 +181,10 @@ def invoice_record(
     erp_system: str,
     erp_id: str,
     corrects: Invoice | None = None,
+    lines: list[dict[str, Any]] | None = None,
 ) -> Invoice:
-    """The canonical record of an invoice or note posted in the ERP (created once, by reference).
+    """The canonical record of an invoice or note posted in the ERP (created once, by reference,
+    with ``lines``: ``line_number``, ``description``, ``product``, ``quantity``, ``unit_price``).
 
     Raises PermanentError when the ERP gave this number to another of its invoices already: two ERP
     invoices must never become one canonical invoice (an ERP numbering fault for an operator to fix).
@@ -207,5 +209,21 @@ def invoice_record(
             "issued_at": timezone.now(),
             "corrects": corrects,
         },
+        lines=lines or [],
         external_refs=[{"system": erp_system, "external_id": erp_id}],
+    )
+
+
+FREIGHT_DESCRIPTION = "Freight"  # the description of an invoice's freight line (it has no product)
+
+
+def lines_total(lines: list[dict[str, Any]]) -> Decimal:
+    """An invoice's total from its lines: each line's quantity x unit price rounded to the cent
+    (as the API's ``amount`` and the ERP round them), summed."""
+    return sum(
+        (
+            (Decimal(str(line["quantity"])) * Decimal(str(line["unit_price"]))).quantize(Decimal("0.01"))
+            for line in lines
+        ),
+        Decimal("0.00"),
     )

@@ -66,6 +66,15 @@ def issue_note(ctx: StepContext) -> Done:
         erp_system=erp_system,
         erp_id=effect.external_id,
         corrects=invoice,
+        lines=[  # one freight line: the adjustment (negative on a credit note)
+            {
+                "line_number": 1,
+                "description": common.FREIGHT_DESCRIPTION,
+                "product": None,
+                "quantity": 1,
+                "unit_price": charge.amount,
+            }
+        ],
     )
     return Done(
         {

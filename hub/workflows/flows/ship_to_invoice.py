@@ -80,7 +80,7 @@ def billing_hold(ctx: StepContext) -> Done | Wait:
     return Done({"released": True})
 
 
-def _freight(shipment: Shipment) -> tuple[Decimal | None, str]:
+def freight_charged(shipment: Shipment) -> tuple[Decimal | None, str]:
     """The freight the TMS charged: recorded charges (excluding later adjustments), else the booked rate."""
     charges = shipment.charges.exclude(kind="ADJUSTMENT")
     total = charges.aggregate(total=Sum("amount"))["total"]
@@ -94,7 +94,7 @@ def record_freight_cost(ctx: StepContext) -> Done:
         return Done({"skipped": "shipment cancelled"})
     shipment = _shipment(ctx)
     order = _order(shipment)
-    amount, currency = _freight(shipment)
+    amount, currency = freight_charged(shipment)
     if amount is None:
         return Done({"skipped": "no freight cost known from the TMS"})
     sale_id = common.erp_id(order, common.role_system(ctx.connections, "erp"), "order")
@@ -114,7 +114,7 @@ def post_invoice(ctx: StepContext) -> Done:
     order = _order(shipment)
     erp_system = common.role_system(ctx.connections, "erp")
     sale_id = common.erp_id(order, erp_system, "order")
-    amount, currency = _freight(shipment)
+    amount, currency = freight_charged(shipment)
     payload: dict[str, Any] = {"sale_id": sale_id}
     if amount is not None:
         payload["freight_amount"] = str(amount)
@@ -124,6 +124,7 @@ def post_invoice(ctx: StepContext) -> Done:
     )
     result = effect.result or {}
     number = result.get("number") or f"{erp_system}-{effect.external_id}"
+    lines = invoice_lines(order, freight=amount, erp_lines=result.get("lines") or [])
     invoice = common.invoice_record(
         reference=number,
         kind=Invoice.Kind.INVOICE,
@@ -132,16 +133,50 @@ def post_invoice(ctx: StepContext) -> Done:
         currency=result.get("currency") or currency,
         erp_system=erp_system,
         erp_id=effect.external_id,
+        lines=lines,
     )
     Order.objects.filter(pk=order.pk).update(status=Order.Status.INVOICED)
     return Done(
         {
             "invoice": invoice.reference,
             "erp_invoice_id": effect.external_id,
-            "total": result.get("total_amount"),
+            "total": str(common.lines_total(lines)),
+            "erp_total": result.get("total_amount"),
             "freight": payload.get("freight_amount"),
         }
     )
+
+
+def invoice_lines(order: Order, *, freight: Decimal | None, erp_lines: list[dict[str, Any]]) -> list[dict]:
+    """What the hub bills for a shipment's order: one line per order line (its product, quantity and
+    agreed unit price) and a freight line of the freight the TMS charged (``freight``) or, when the
+    hub knows none, of the freight line the ERP billed from the sale (its ``lines`` answer). These
+    are the canonical invoice's lines; reconciliation (invoice_amounts) compares them with the ERP's
+    posted invoice, so an invoice edited in the ERP before posting shows."""
+    lines: list[dict[str, Any]] = [
+        {
+            "line_number": number,
+            "description": line.product.name[:200] or line.product.sku,
+            "product": line.product,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+        }
+        for number, line in enumerate(order.lines.select_related("product").order_by("line_number"), start=1)
+    ]
+    if freight is None:
+        billed = [Decimal(str(line["amount"])) for line in erp_lines if line.get("freight")]
+        freight = sum(billed, Decimal("0.00")) if billed else None
+    if freight is not None:
+        lines.append(
+            {
+                "line_number": len(lines) + 1,
+                "description": common.FREIGHT_DESCRIPTION,
+                "product": None,
+                "quantity": Decimal("1"),
+                "unit_price": Decimal(str(freight)).quantize(Decimal("0.01")),
+            }
+        )
+    return lines
 
 
 def credit_invoice(ctx: StepContext) -> dict[str, Any]:
@@ -167,6 +202,16 @@ def credit_invoice(ctx: StepContext) -> dict[str, Any]:
         erp_system=erp_system,
         erp_id=effect.external_id,
         corrects=invoice,
+        lines=[  # the whole invoice, negated
+            {
+                "line_number": line.line_number,
+                "description": line.description,
+                "product": line.product,
+                "quantity": line.quantity,
+                "unit_price": -line.unit_price,
+            }
+            for line in invoice.lines.select_related("product").order_by("line_number")
+        ],
     )
     Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.CANCELLED)
     return {"credit_note": note.reference, "erp_credit_note_id": effect.external_id}

@@ -216,6 +216,7 @@ def test_the_spec_declares_its_capabilities_operations_and_valid_default_mapping
         "sale.link_shipment",
         "shipment.record_cost",
         "invoice.post",
+        "invoice.recreate",
         "invoice.credit",
         "invoice.debit",
         "freight.accrue",
