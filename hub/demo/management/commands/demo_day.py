@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from bench.sink import Sink
 from hub.connections.models import Connection
 from hub.demo import day as demo
+from hub.demo.reconcile import demo_reconcile
 from hub.demo.setup import NOTIFY, demo_wire
 from hub.demo.world import World, peer_env
 from hub.outbox.models import Delivery
@@ -60,6 +61,8 @@ class Command(BaseCommand):
             ):
                 time.sleep(1)
             notified = sum(1 for r in sink.state.received if r["status"] == 200)
+            say("Reconciling the three systems (every check, once)")
+            reconciled = demo_reconcile(wiring=wiring)
         finally:
             sink.stop()
             if wiring is not None and wiring.notify is not None:
@@ -76,6 +79,13 @@ class Command(BaseCommand):
             say(f"  - {note}")
         say(f"  - a late milestone on {result['late']} was kept in its timeline without regressing it")
         say("")
+        say("Reconciliation (found / repaired / left open):")
+        for outcome in reconciled:
+            figures = f"{outcome.found} / {outcome.repaired} / {outcome.left_open}"
+            failed = f"  FAILED: {outcome.error[:160]}" if outcome.status != "succeeded" else ""
+            say(f"  {outcome.check:<22} {figures}{failed}")
+        say(f"  open discrepancies: {base_url}/admin/reconciliation/discrepancy/?status__exact=open")
+        say("")
         say("Look around:")
         for label, path in (
             ("Workflow runs (steps as a timeline)", "/admin/workflows/workflowrun/"),
@@ -84,6 +94,7 @@ class Command(BaseCommand):
             ("Invoices", "/admin/canonical/invoice/"),
             ("Writes to the peers (side-effect ledger)", "/admin/ledger/sideeffect/"),
             ("Dead letters", "/admin/deadletters/deadletter/"),
+            ("Reconciliation runs", "/admin/reconciliation/reconciliationrun/"),
             ("Mappings", "/admin/mappings/mapping/"),
             ("Ops dashboard", "/ops/"),
         ):
