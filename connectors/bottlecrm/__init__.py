@@ -9,7 +9,7 @@ Capabilities:
   searches by business key before it writes (ERP customer id, account + email, shipment + sequence,
   shipment + exception type), so running it again never makes a second record; ``lookup`` is that
   search alone, for the ledger after an attempt whose outcome was not recorded (BottleCRM can
-  answer 500 after committing a row). Payloads: connectors/bottlecrm/mapping.py.
+  answer 500 after committing a row). Payloads: connectors/bottlecrm/translate.py.
 - ``verify`` / ``natural_id`` / ``parse`` / ``map``: the CRM's signed webhooks
   (``X-BottleCRM-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">``, the secret being the
   endpoint's ``whsec_...``); a ticket closed in the CRM becomes ``EXCEPTION_RESOLVED``.
@@ -36,7 +36,7 @@ from connectors.base import (
     TableConnector,
     without_last,
 )
-from connectors.bottlecrm import mapping, operations
+from connectors.bottlecrm import operations, translate
 from connectors.bottlecrm.client import CrmApi
 from connectors.jsonbody import json_body_or_none, json_object
 from connectors.mapping import load_defaults, mappings_or_defaults
@@ -50,7 +50,7 @@ CUSTOM_FIELD_KEY = r"^[a-z][a-z0-9_]*$"  # BottleCRM's rule for custom-field key
 
 def _from_envelope(operation: str, payload: dict[str, Any]) -> dict[str, Any]:
     if operation == "shipment.status" and payload.get("specversion"):
-        return mapping.status_from_envelope(payload)
+        return translate.status_from_envelope(payload)
     return payload
 
 
@@ -157,7 +157,7 @@ class BottleCrmConnector(TableConnector):
         return ParseResult(documents=[envelope])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
-        return mapping.ticket_event_to_milestones(document)
+        return translate.ticket_event_to_milestones(document)
 
 
 #: ``verify_signature(secret, body, header, now=None)``: raises AuthError unless ``header`` is a fresh
@@ -179,5 +179,5 @@ CONNECTOR = ConnectorSpec(
         "token); cases closed in the CRM come back as EXCEPTION_RESOLVED (signed webhooks)."
     ),
     default_mappings=DEFAULT_MAPPINGS,
-    mapping_targets={"codes": mapping.CODE_SETS, "fields": list(mapping.OUTBOUND_FIELDS)},
+    mapping_targets={"codes": translate.CODE_SETS, "fields": list(translate.OUTBOUND_FIELDS)},
 )

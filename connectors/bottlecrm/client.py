@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.base import HttpClient
-from connectors.bottlecrm.mapping import account_rows, case_rows, contact_rows, error_messages
+from connectors.bottlecrm.translate import account_rows, case_rows, contact_rows, error_messages
 from connectors.errors import AuthError, PermanentError, TransientError
 
 EXCERPT_CHARS = 300  # characters of an unexpected response body quoted in an error

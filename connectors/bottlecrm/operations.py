@@ -1,6 +1,6 @@
 """The `bottlecrm` connector's writes: upserts and case steps, each safe to run again.
 
-All I/O goes through ``client.CrmApi``; the bodies come from ``mapping`` (pure). Each operation
+All I/O goes through ``client.CrmApi``; the bodies come from ``translate`` (pure). Each operation
 first looks for the record by its business key and writes only what is missing, so a retry, a
 replay or the ledger's second attempt after a crash adopts what an earlier attempt wrote. Each
 ``*_find`` function is the matching ``lookup``: it only reads.
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import OperationContext, OperationResult
-from connectors.bottlecrm import mapping
+from connectors.bottlecrm import translate
 from connectors.bottlecrm.client import CrmApi, Rejected
 from connectors.errors import MappingError, PermanentError, TransientError
 from connectors.mapping import MappingSet
@@ -72,7 +72,7 @@ def _account_by_erp_id(api: CrmApi, fields: Fields, erp_id: str) -> dict[str, An
         for a in api.accounts_by_custom_field(fields.erp_customer_id, erp_id)
         if (a.get("custom_fields") or {}).get(fields.erp_customer_id) == erp_id
     ]
-    return mapping.oldest_first(found)[0] if found else None
+    return translate.oldest_first(found)[0] if found else None
 
 
 def account_of(api: CrmApi, fields: Fields, erp_id: str) -> dict[str, Any] | None:
@@ -92,13 +92,13 @@ def account_for_customer(api: CrmApi, fields: Fields, customer_code: str) -> dic
 def account_find(
     api: CrmApi, fields: Fields, payload: Mapping[str, Any], mappings: MappingSet
 ) -> OperationResult | None:
-    erp_id = mapping.required(payload, mappings, "erp_customer_id")
+    erp_id = translate.required(payload, mappings, "erp_customer_id")
     account = _account_by_erp_id(api, fields, erp_id)
     if account is None:
         return None
     return OperationResult(
         external_id=str(account["id"]),
-        data={**mapping.account_summary(account, erp_key_field=fields.erp_customer_id), "created": False},
+        data={**translate.account_summary(account, erp_key_field=fields.erp_customer_id), "created": False},
     )
 
 
@@ -110,7 +110,7 @@ def account_upsert(
     A name held by another account (names are unique per org, case-insensitively) is adopted when
     that account has no ERP id or the same one; otherwise PermanentError names both ids.
     """
-    desired = mapping.account_body(payload, erp_key_field=fields.erp_customer_id, mappings=mappings)
+    desired = translate.account_body(payload, erp_key_field=fields.erp_customer_id, mappings=mappings)
     erp_id = desired["custom_fields"][fields.erp_customer_id]
     account = _account_by_erp_id(api, fields, erp_id)
     created = False
@@ -124,10 +124,10 @@ def account_upsert(
         else:
             created = True
             account = {"id": account_id, **desired}
-    patch = {} if created else mapping.changes(account, desired)
+    patch = {} if created else translate.changes(account, desired)
     if patch:
         api.account_update(str(account["id"]), patch)
-    summary = mapping.account_summary({**account, **desired}, erp_key_field=fields.erp_customer_id)
+    summary = translate.account_summary({**account, **desired}, erp_key_field=fields.erp_customer_id)
     return OperationResult(
         external_id=str(account["id"]),
         data={**summary, "created": created, "updated_fields": sorted(patch)},
@@ -153,7 +153,9 @@ def _adoptable_by_name(api: CrmApi, fields: Fields, name: str, erp_id: str) -> d
 
 
 def _contact_by_email(api: CrmApi, email: str) -> dict[str, Any] | None:
-    return next((c for c in api.contacts_by_email(email) if mapping.same_email(c.get("email"), email)), None)
+    return next(
+        (c for c in api.contacts_by_email(email) if translate.same_email(c.get("email"), email)), None
+    )
 
 
 def _contact_account(contact: Mapping[str, Any]) -> str | None:
@@ -166,9 +168,9 @@ def _contact_account(contact: Mapping[str, Any]) -> str | None:
 def contact_find(
     api: CrmApi, fields: Fields, payload: Mapping[str, Any], mappings: MappingSet
 ) -> OperationResult | None:
-    customer_code = mapping.required(payload, mappings, "customer_code")
+    customer_code = translate.required(payload, mappings, "customer_code")
     account = _account_by_erp_id(api, fields, customer_code)
-    email = mapping.text(payload.get("email"))
+    email = translate.text(payload.get("email"))
     if account is None or not email:
         return None
     contact = _contact_by_email(api, email)
@@ -193,8 +195,8 @@ def contact_upsert(
     A contact with that email but no account is linked to this one; one linked to another account
     is a PermanentError (the CRM keeps emails unique per org, so it cannot be created twice).
     """
-    customer_code = mapping.required(payload, mappings, "customer_code")
-    desired = mapping.contact_body(payload)
+    customer_code = translate.required(payload, mappings, "customer_code")
+    desired = translate.contact_body(payload)
     account_id = str(account_for_customer(api, fields, customer_code)["id"])
     contact = _contact_by_email(api, desired["email"])
     created = False
@@ -218,7 +220,7 @@ def contact_upsert(
             f"contact {desired['email']!r} (CRM contact {contact['id']}) belongs to account {linked}, "
             f"not to {account_id} ({fields.erp_customer_id}={customer_code!r})"
         )
-    patch = {} if created else mapping.changes(contact, desired)
+    patch = {} if created else translate.changes(contact, desired)
     if linked is None:
         patch["account"] = account_id
     if patch:
@@ -239,12 +241,12 @@ def contact_upsert(
 
 
 def _status_target(payload: Mapping[str, Any], mappings: MappingSet) -> tuple[str, str, str, str]:
-    customer_code = mapping.required(payload, mappings, "customer_code")
-    reference = mapping.required(payload, mappings, "shipment_reference")
-    status = mapping.text(payload.get("status"))
+    customer_code = translate.required(payload, mappings, "customer_code")
+    reference = translate.required(payload, mappings, "shipment_reference")
+    status = translate.text(payload.get("status"))
     if not status:
         raise MappingError("status is required", field="status", value=None)
-    return customer_code, reference, status, mapping.status_key(payload, reference)
+    return customer_code, reference, status, translate.status_key(payload, reference)
 
 
 def shipment_status_find(
@@ -255,7 +257,7 @@ def shipment_status_find(
     if account is None:
         return None
     comments = api.account_get(str(account["id"])).get("comments") or []
-    note = mapping.find_marked(comments, "shipment.status", key)
+    note = translate.find_marked(comments, "shipment.status", key)
     if note is None:
         return None
     return OperationResult(
@@ -272,7 +274,7 @@ def shipment_status_shown(api: CrmApi, fields: Fields, customer_code: str, refer
     if account is None:
         return {"account_id": None, "note_id": None, "sequence": None, "status": None}
     comments = api.account_get(str(account["id"])).get("comments") or []
-    shown = mapping.status_shown(comments, reference) or {"note_id": None, "sequence": None, "status": None}
+    shown = translate.status_shown(comments, reference) or {"note_id": None, "sequence": None, "status": None}
     return {"account_id": account["id"], **shown}
 
 
@@ -283,15 +285,15 @@ def shipment_status(
     customer_code, reference, status, key = _status_target(payload, mappings)
     account_id = str(account_for_customer(api, fields, customer_code)["id"])
     comments = api.account_get(account_id).get("comments") or []
-    noted = mapping.find_marked(comments, "shipment.status", key)
+    noted = translate.find_marked(comments, "shipment.status", key)
     if noted is not None:  # written before: the case fields were updated before the note
         return OperationResult(
             external_id=str(noted["id"]),
             data={"account_id": account_id, "note_id": noted["id"], "status": status, "stale": False},
         )
-    sequence = mapping.text(payload.get("sequence"))
+    sequence = translate.text(payload.get("sequence"))
     if sequence.isdigit():
-        seen = [mapping.status_sequence(c.get("comment") or "", reference) for c in comments]
+        seen = [translate.status_sequence(c.get("comment") or "", reference) for c in comments]
         latest = max((s for s in seen if s is not None), default=None)
         if latest is not None and latest > int(sequence):
             # Stale: a later status is already shown. Nothing to write, nothing to find again.
@@ -301,16 +303,16 @@ def shipment_status(
             )
     updated = []
     for case in api.cases_list(**{f"cf_{fields.shipment_id}": reference}):
-        if (case.get("custom_fields") or {}).get(fields.shipment_id) != reference or not mapping.is_open(
+        if (case.get("custom_fields") or {}).get(fields.shipment_id) != reference or not translate.is_open(
             case
         ):
             continue
         if (case.get("custom_fields") or {}).get(fields.shipment_status) != status:
             api.case_update(str(case["id"]), {"custom_fields": {fields.shipment_status: status}})
             updated.append(case["id"])
-    text = mapping.status_note(payload, reference, status)
+    text = translate.status_note(payload, reference, status)
     comments = api.account_note(account_id, text)
-    note = mapping.find_marked(comments, "shipment.status", key)
+    note = translate.find_marked(comments, "shipment.status", key)
     return OperationResult(
         external_id=str(note["id"]) if note else "",
         data={
@@ -328,8 +330,8 @@ def shipment_status(
 
 def _case_target(payload: Mapping[str, Any], mappings: MappingSet) -> tuple[str, str]:
     return (
-        mapping.required(payload, mappings, "shipment_reference"),
-        mapping.required(payload, mappings, "exception_type"),
+        translate.required(payload, mappings, "shipment_reference"),
+        translate.required(payload, mappings, "exception_type"),
     )
 
 
@@ -344,7 +346,7 @@ def _cases_for(api: CrmApi, fields: Fields, reference: str, exception_type: str)
         if (c.get("custom_fields") or {}).get(fields.shipment_id) == reference
         and (c.get("custom_fields") or {}).get(fields.exception_type) == exception_type
     ]
-    return mapping.oldest_first(matching)
+    return translate.oldest_first(matching)
 
 
 def cases_of(api: CrmApi, fields: Fields, reference: str, exception_type: str) -> list[dict[str, Any]]:
@@ -353,18 +355,18 @@ def cases_of(api: CrmApi, fields: Fields, reference: str, exception_type: str) -
 
 
 def _open_case(api: CrmApi, fields: Fields, reference: str, exception_type: str) -> dict[str, Any] | None:
-    return next((c for c in _cases_for(api, fields, reference, exception_type) if mapping.is_open(c)), None)
+    return next((c for c in _cases_for(api, fields, reference, exception_type) if translate.is_open(c)), None)
 
 
 def _case_by_id_or_key(
     api: CrmApi, fields: Fields, payload: Mapping[str, Any], reference: str, exception_type: str
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(the open case, all cases of the key), or the case named by ``case_id`` as the open one."""
-    if mapping.text(payload.get("case_id")):
-        case = api.case_get(mapping.text(payload.get("case_id")))["cases_obj"]
-        return (case if mapping.is_open(case) else None), [case]
+    if translate.text(payload.get("case_id")):
+        case = api.case_get(translate.text(payload.get("case_id")))["cases_obj"]
+        return (case if translate.is_open(case) else None), [case]
     cases = _cases_for(api, fields, reference, exception_type)
-    return next((c for c in cases if mapping.is_open(c)), None), cases
+    return next((c for c in cases if translate.is_open(c)), None), cases
 
 
 def case_open_find(
@@ -374,7 +376,7 @@ def case_open_find(
     case = _open_case(api, fields, reference, exception_type)
     if case is None:
         return None
-    return OperationResult(external_id=str(case["id"]), data=mapping.case_summary(case))
+    return OperationResult(external_id=str(case["id"]), data=translate.case_summary(case))
 
 
 def case_open(
@@ -384,15 +386,15 @@ def case_open(
     reference, exception_type = _case_target(payload, mappings)
     existing = _open_case(api, fields, reference, exception_type)
     if existing is not None:
-        return OperationResult(external_id=str(existing["id"]), data=mapping.case_summary(existing))
-    customer_code = mapping.optional(payload, mappings, "customer_code")
+        return OperationResult(external_id=str(existing["id"]), data=translate.case_summary(existing))
+    customer_code = translate.optional(payload, mappings, "customer_code")
     account_id = str(account_for_customer(api, fields, customer_code)["id"]) if customer_code else None
     contact_ids = []
-    if mapping.text(payload.get("contact_email")):
-        contact = _contact_by_email(api, mapping.text(payload.get("contact_email")))
+    if translate.text(payload.get("contact_email")):
+        contact = _contact_by_email(api, translate.text(payload.get("contact_email")))
         if contact is not None and (account_id is None or _contact_account(contact) == account_id):
             contact_ids.append(str(contact["id"]))
-    body = mapping.case_body(
+    body = translate.case_body(
         payload,
         reference=reference,
         exception_type=exception_type,
@@ -402,7 +404,7 @@ def case_open(
         contact_ids=contact_ids,
     )
     for attempt in range(1, NAME_CLASH_ATTEMPTS + 1):
-        body["name"] = mapping.case_name(payload, reference, exception_type, attempt=attempt)
+        body["name"] = translate.case_name(payload, reference, exception_type, attempt=attempt)
         try:
             case = api.case_create(body)
         except Rejected as exc:
@@ -412,9 +414,9 @@ def case_open(
             # unrelated (e.g. closed) case: take the next name.
             existing = _open_case(api, fields, reference, exception_type)
             if existing is not None:
-                return OperationResult(external_id=str(existing["id"]), data=mapping.case_summary(existing))
+                return OperationResult(external_id=str(existing["id"]), data=translate.case_summary(existing))
             continue
-        return OperationResult(external_id=str(case["id"]), data=mapping.case_summary(case, created=True))
+        return OperationResult(external_id=str(case["id"]), data=translate.case_summary(case, created=True))
     raise PermanentError(
         f"could not name a case for shipment {reference} ({exception_type}): "
         f"{NAME_CLASH_ATTEMPTS} names like {body['name']!r} are taken"
@@ -440,12 +442,12 @@ def _comment_target(
 def case_comment_find(
     api: CrmApi, fields: Fields, payload: Mapping[str, Any], mappings: MappingSet
 ) -> OperationResult | None:
-    _, key = mapping.comment_text(payload)
+    _, key = translate.comment_text(payload)
     try:
         case, _, _ = _comment_target(api, fields, payload, mappings)
     except TransientError:
         return None
-    found = mapping.find_marked(_all_comments(api.case_get(str(case["id"]))), "case.comment", key)
+    found = translate.find_marked(_all_comments(api.case_get(str(case["id"]))), "case.comment", key)
     if found is None:
         return None
     return OperationResult(
@@ -458,21 +460,21 @@ def case_comment(
     api: CrmApi, fields: Fields, payload: Mapping[str, Any], mappings: MappingSet, *, internal: bool
 ) -> OperationResult:
     """Add the comment once (recognised by its marker); update the case's shipment status if given."""
-    text, key = mapping.comment_text(payload)
+    text, key = translate.comment_text(payload)
     case, _, _ = _comment_target(api, fields, payload, mappings)
     case_id = str(case["id"])
-    status = mapping.text(payload.get("shipment_status"))
+    status = translate.text(payload.get("shipment_status"))
     if (
         status
-        and mapping.is_open(case)
+        and translate.is_open(case)
         and (case.get("custom_fields") or {}).get(fields.shipment_status) != status
     ):
         api.case_update(case_id, {"custom_fields": {fields.shipment_status: status}})
-    found = mapping.find_marked(_all_comments(api.case_get(case_id)), "case.comment", key)
+    found = translate.find_marked(_all_comments(api.case_get(case_id)), "case.comment", key)
     created = found is None
     if found is None:
         detail = api.case_comment(case_id, text, internal=internal)
-        found = mapping.find_marked(_all_comments(detail), "case.comment", key)
+        found = translate.find_marked(_all_comments(detail), "case.comment", key)
     return OperationResult(
         external_id=str(found["id"]) if found else "",
         data={"case_id": case_id, "comment_id": found["id"] if found else None, "created": created},
@@ -486,7 +488,7 @@ def case_close_find(
     open_case, cases = _case_by_id_or_key(api, fields, payload, reference, exception_type)
     if open_case is not None or not cases or cases[-1].get("status") != "Closed":
         return None
-    return OperationResult(external_id=str(cases[-1]["id"]), data=mapping.case_summary(cases[-1]))
+    return OperationResult(external_id=str(cases[-1]["id"]), data=translate.case_summary(cases[-1]))
 
 
 def case_close(
@@ -500,24 +502,24 @@ def case_close(
     open_case, cases = _case_by_id_or_key(api, fields, payload, reference, exception_type)
     if open_case is None:
         if cases:
-            return OperationResult(external_id=str(cases[-1]["id"]), data=mapping.case_summary(cases[-1]))
+            return OperationResult(external_id=str(cases[-1]["id"]), data=translate.case_summary(cases[-1]))
         raise TransientError(f"no case for shipment {reference} ({exception_type}) yet (case.open it first)")
-    to_close = [c for c in cases if mapping.is_open(c)]
-    resolution = mapping.text(payload.get("resolution"))
-    resolved = mapping.when(payload.get("resolved_at"))
+    to_close = [c for c in cases if translate.is_open(c)]
+    resolution = translate.text(payload.get("resolution"))
+    resolved = translate.when(payload.get("resolved_at"))
     line = "Resolved" + (f" {resolved}" if resolved else "") + (f": {resolution}" if resolution else ".")
-    key = mapping.text(payload.get("event_id")) or mapping.text_key(line)
+    key = translate.text(payload.get("event_id")) or translate.text_key(line)
     for case in to_close:
         case_id = str(case["id"])
         if resolution or resolved:
             comments = _all_comments(api.case_get(case_id))
-            if mapping.find_marked(comments, "case.close", key) is None:
-                api.case_comment(case_id, mapping.with_marker(line, "case.close", key), internal=internal)
+            if translate.find_marked(comments, "case.close", key) is None:
+                api.case_comment(case_id, translate.with_marker(line, "case.close", key), internal=internal)
         api.case_update(case_id, {"status": "Closed"})
     first = {**to_close[0], "status": "Closed"}
     return OperationResult(
         external_id=str(first["id"]),
-        data={**mapping.case_summary(first), "closed": [c["id"] for c in to_close]},
+        data={**translate.case_summary(first), "closed": [c["id"] for c in to_close]},
     )
 
 
@@ -528,7 +530,7 @@ def case_reopen_find(
     open_case, _ = _case_by_id_or_key(api, fields, payload, reference, exception_type)
     if open_case is None:
         return None
-    return OperationResult(external_id=str(open_case["id"]), data=mapping.case_summary(open_case))
+    return OperationResult(external_id=str(open_case["id"]), data=translate.case_summary(open_case))
 
 
 def case_reopen(
@@ -545,20 +547,20 @@ def case_reopen(
     reference, exception_type = _case_target(payload, mappings)
     open_case, cases = _case_by_id_or_key(api, fields, payload, reference, exception_type)
     if open_case is not None:
-        return OperationResult(external_id=str(open_case["id"]), data=mapping.case_summary(open_case))
+        return OperationResult(external_id=str(open_case["id"]), data=translate.case_summary(open_case))
     closed = [c for c in cases if c.get("status") == "Closed"]
     if not closed:
         raise TransientError(f"no closed case for shipment {reference} ({exception_type}) to reopen")
     case = closed[-1]
     case_id = str(case["id"])
-    reason = mapping.text(payload.get("reason"))
+    reason = translate.text(payload.get("reason"))
     if reason:
-        key = mapping.text(payload.get("event_id")) or mapping.text_key(reason)
-        if mapping.find_marked(_all_comments(api.case_get(case_id)), "case.reopen", key) is None:
+        key = translate.text(payload.get("event_id")) or translate.text_key(reason)
+        if translate.find_marked(_all_comments(api.case_get(case_id)), "case.reopen", key) is None:
             api.case_comment(
-                case_id, mapping.with_marker(f"Reopened: {reason}", "case.reopen", key), internal=internal
+                case_id, translate.with_marker(f"Reopened: {reason}", "case.reopen", key), internal=internal
             )
     api.case_update(case_id, {"status": status})
     return OperationResult(
-        external_id=case_id, data={**mapping.case_summary({**case, "status": status}), "reopened": True}
+        external_id=case_id, data={**translate.case_summary({**case, "status": status}), "reopened": True}
     )

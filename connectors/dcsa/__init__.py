@@ -7,7 +7,7 @@
 - ``parse``: the body's events, each validated against DCSA's published schema for its version and
   type (``schema`` module); a body with any invalid event raises ParseError naming the JSON path.
   One event is one document, so a mapping problem dead-letters that event alone.
-- ``map``: one event to zero or one canonical milestone (``mapping`` module; codes as data).
+- ``map``: one event to zero or one canonical milestone (``translate`` module; codes as data).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from canonical.contracts.v1 import EventType
 from connectors.base import Connector, ConnectorSpec, InboundRequest, ParseResult
-from connectors.dcsa import mapping as dcsa_mapping
 from connectors.dcsa import schema as dcsa_schema
+from connectors.dcsa import translate
 from connectors.errors import AuthError
 from connectors.jsonbody import json_body_or_none
 from connectors.mapping import load_defaults, mappings_or_defaults
@@ -71,8 +71,8 @@ class DcsaConnector(Connector):
             data = data[0] if len(data) == 1 else None
         if not isinstance(data, dict):
             return None
-        party = dcsa_mapping._get(data, "eventRouting", "originatingParty", "partyCode")
-        event_id = dcsa_mapping._event_id(data.get("eventID"), party)
+        party = translate._get(data, "eventRouting", "originatingParty", "partyCode")
+        event_id = translate._event_id(data.get("eventID"), party)
         return f"dcsa:{event_id}" if event_id else None
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
@@ -82,10 +82,10 @@ class DcsaConnector(Connector):
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
         rules = mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
         types = getattr(config, "shipment_reference_types", None) or ["BKG", "TRD"]
-        return dcsa_mapping.map_event(document, rules, reference_types=types)
+        return translate.map_event(document, rules, reference_types=types)
 
 
-_EVENT_TARGETS = [*(e.value for e in EventType), dcsa_mapping.IGNORE]
+_EVENT_TARGETS = [*(e.value for e in EventType), translate.IGNORE]
 
 CONNECTOR = ConnectorSpec(
     key="dcsa",
@@ -103,7 +103,7 @@ CONNECTOR = ConnectorSpec(
     default_mappings=DEFAULT_MAPPINGS,
     mapping_targets={
         "codes": {
-            "classifier": [dcsa_mapping.EMIT, dcsa_mapping.IGNORE],
+            "classifier": [translate.EMIT, translate.IGNORE],
             "transport_event": _EVENT_TARGETS,
             "equipment_event": _EVENT_TARGETS,
             "shipment_event": _EVENT_TARGETS,

@@ -27,8 +27,8 @@ Inbound webhooks (``POST /api/v1/inbound/<slug>/``):
 - ``verify``: Karrio has no signature; it sends the subscription's secret verbatim in
   ``X-Event-Id``, compared in constant time with ``webhook_secret`` (AuthError otherwise).
 - ``natural_id``: Karrio sends no event id, so the key is semantic: event, object id, status and
-  the tracker's events, hashed (mapping.natural_key). A re-sent unchanged state is a duplicate.
-- ``map`` (pure, mapping.py), matching Karrio to canonical shipments by **reference**: Crossdock
+  the tracker's events, hashed (translate.natural_key). A re-sent unchanged state is a duplicate.
+- ``map`` (pure, translate.py), matching Karrio to canonical shipments by **reference**: Crossdock
   writes the canonical shipment reference into the Karrio shipment's ``reference`` and into its
   tracker's ``metadata.crossdock_reference`` (a tracker carries no shipment reference of its own;
   tracking numbers are the carrier's and can repeat). Field map entries ``tracker_reference`` and
@@ -72,7 +72,7 @@ from connectors.base import (
 )
 from connectors.errors import AuthError
 from connectors.jsonbody import json_body_or_none, json_object
-from connectors.karrio import mapping, operations
+from connectors.karrio import operations, translate
 from connectors.karrio.client import KarrioClient, credentials
 from connectors.mapping import load_defaults, mappings_or_defaults
 
@@ -144,7 +144,7 @@ class KarrioConnector(TableConnector):
 
     def natural_id(self, request: InboundRequest, config: BaseModel) -> str | None:
         # unreadable (None): the body hash is used, and parse dead-letters it
-        return mapping.natural_key(json_body_or_none(request.body))
+        return translate.natural_key(json_body_or_none(request.body))
 
     def parse(self, request: InboundRequest, config: BaseModel) -> ParseResult:
         doc = json_object(
@@ -155,7 +155,7 @@ class KarrioConnector(TableConnector):
         return ParseResult(documents=[doc])
 
     def map(self, document: Any, config: BaseModel, mappings: Any) -> list[dict[str, Any]]:
-        return mapping.webhook_to_milestones(
+        return translate.webhook_to_milestones(
             document, mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound")
         )
 
@@ -183,10 +183,10 @@ CONNECTOR = ConnectorSpec(
     default_mappings=DEFAULT_MAPPINGS,
     mapping_targets={
         "codes": {
-            "tracker_status": [*_EVENT_TYPES, mapping.IGNORE],
+            "tracker_status": [*_EVENT_TYPES, translate.IGNORE],
             "incident_reason": [event_type.value for event_type in EXCEPTION_OPENERS],
-            "shipment_event": [*_EVENT_TYPES, mapping.IGNORE],
+            "shipment_event": [*_EVENT_TYPES, translate.IGNORE],
         },
-        "fields": list(mapping.INBOUND_FIELDS),
+        "fields": list(translate.INBOUND_FIELDS),
     },
 )

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from connectors.base import OperationResult
 from connectors.errors import PermanentError
-from connectors.karrio import mapping
+from connectors.karrio import translate
 from connectors.karrio.client import KarrioClient
 
 INACTIVE = ("cancelled",)  # a cancelled order or shipment no longer holds its reference
@@ -37,11 +37,11 @@ def _order_active(client: KarrioClient, order_id: str) -> dict[str, Any] | None:
     return _oldest([o for o in client.orders_by_order_id(order_id) if o.get("status") not in INACTIVE])
 
 
-def _order_ensure(client: KarrioClient, payload: mapping.OrderPayload, config: BaseModel) -> dict[str, Any]:
+def _order_ensure(client: KarrioClient, payload: translate.OrderPayload, config: BaseModel) -> dict[str, Any]:
     order = _order_active(client, payload.order_ref)
     if order is None:
         order = client.order_create(
-            mapping.order_body(
+            translate.order_body(
                 payload, shipper=_shipper(config), default_weight_kg=config.default_item_weight_kg
             )
         )
@@ -49,13 +49,13 @@ def _order_ensure(client: KarrioClient, payload: mapping.OrderPayload, config: B
 
 
 def order_create(client: KarrioClient, payload: dict[str, Any], config: BaseModel) -> OperationResult:
-    order = _order_ensure(client, mapping.payload_parse(payload), config)
-    return OperationResult(external_id=order["id"], data=mapping.order_result_data(order))
+    order = _order_ensure(client, translate.payload_parse(payload), config)
+    return OperationResult(external_id=order["id"], data=translate.order_result_data(order))
 
 
 def order_lookup(client: KarrioClient, payload: dict[str, Any]) -> OperationResult | None:
-    order = _order_active(client, mapping.payload_parse(payload).order_ref)
-    return None if order is None else OperationResult(order["id"], mapping.order_result_data(order))
+    order = _order_active(client, translate.payload_parse(payload).order_ref)
+    return None if order is None else OperationResult(order["id"], translate.order_result_data(order))
 
 
 # --- shipment.create ---------------------------------------------------------------------------------
@@ -78,13 +78,13 @@ def _purchase_draft(client: KarrioClient, draft: dict[str, Any], service: str) -
 def shipment_create(client: KarrioClient, payload: dict[str, Any], config: BaseModel) -> OperationResult:
     """Order (found by order_id, else created), then the shipment bought with the configured service
     (one ``POST /v1/shipments``), then its tracker tagged with the reference for inbound webhooks."""
-    parsed = mapping.payload_parse(payload)
+    parsed = translate.payload_parse(payload)
     service = parsed.service or config.service
     order = _order_ensure(client, parsed, config)
     shipment = _shipment_active(client, parsed.reference)
     if shipment is None:
         shipment = client.shipment_create(
-            mapping.shipment_body(
+            translate.shipment_body(
                 parsed,
                 order=order,
                 shipper=_shipper(config),
@@ -96,23 +96,23 @@ def shipment_create(client: KarrioClient, payload: dict[str, Any], config: BaseM
     if shipment.get("status") == "draft":  # left by someone else's two-step purchase
         shipment = _purchase_draft(client, shipment, service)
     if shipment.get("tracker_id"):
-        client.tracker_metadata_set(shipment["tracker_id"], {mapping.REFERENCE_KEY: parsed.reference})
+        client.tracker_metadata_set(shipment["tracker_id"], {translate.REFERENCE_KEY: parsed.reference})
     return OperationResult(
-        external_id=shipment["id"], data=mapping.shipment_result_data(shipment, order=order)
+        external_id=shipment["id"], data=translate.shipment_result_data(shipment, order=order)
     )
 
 
 def shipment_lookup(client: KarrioClient, payload: dict[str, Any]) -> OperationResult | None:
-    parsed = mapping.payload_parse(payload)
+    parsed = translate.payload_parse(payload)
     shipment = _shipment_active(client, parsed.reference)
     if shipment is None or shipment.get("status") in NOT_BOUGHT:
         return None
     if shipment.get("tracker_id"):
         tracker = client.tracker_get(shipment["tracker_id"])
-        if (tracker.get("metadata") or {}).get(mapping.REFERENCE_KEY) != parsed.reference:
+        if (tracker.get("metadata") or {}).get(translate.REFERENCE_KEY) != parsed.reference:
             return None  # bought but not tagged: operate tags it (and buys nothing)
     order = _order_active(client, parsed.order_ref)
-    return OperationResult(shipment["id"], mapping.shipment_result_data(shipment, order=order))
+    return OperationResult(shipment["id"], translate.shipment_result_data(shipment, order=order))
 
 
 # --- shipment.cancel ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Capabilities:
   call, as one JSON message per sale (operations.sales_poll).
 - ``natural_id``: ``sale:<id>:<last_modified_at>`` (Tryton's ``COALESCE(write_date, create_date)``),
   so a re-read of an unchanged sale is a duplicate and a changed sale is a new message.
-- ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (mapping.sale_to_order).
+- ``parse`` / ``map``: the polled JSON to one ``OrderDocument`` (translate.sale_to_order).
 - ``operate`` / ``lookup``: ``sale.link_shipment``, ``shipment.record_cost``, ``invoice.post``,
   ``invoice.recreate``, ``invoice.credit``, ``invoice.debit`` (operations.py; each is safe to run
   again and lookup only reads). ``invoice.post`` answers the posted invoice's lines
@@ -42,7 +42,7 @@ from connectors.jsonbody import json_body_or_none, json_object
 from connectors.mapping import MappingSet, load_defaults, mappings_or_defaults
 from connectors.tryton import accruals, operations
 from connectors.tryton.client import TrytonClient
-from connectors.tryton.mapping import INBOUND_FIELDS, OUTBOUND_FIELDS, sale_to_order
+from connectors.tryton.translate import INBOUND_FIELDS, OUTBOUND_FIELDS, sale_to_order
 
 DEFAULT_MAPPINGS = load_defaults(__file__)
 SALE_STATES = ("draft", "quotation", "confirmed", "processing", "done", "cancelled")

@@ -22,7 +22,7 @@ from connectors.base import OperationResult, PollResult
 from connectors.errors import PermanentError, TransientError
 from connectors.mapping import MappingSet
 from connectors.tryton.client import TrytonClient, jsonable, nest
-from connectors.tryton.mapping import is_freight_line, write_targets
+from connectors.tryton.translate import is_freight_line, write_targets
 
 # What a polled sale carries: one search_read per page reads all of it through dotted fields.
 _ADDRESS = ("street", "city", "postal_code", "country.code", "subdivision.code", "party_name", "full_address")

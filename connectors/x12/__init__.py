@@ -12,7 +12,7 @@ Inbound (``parse`` then ``map``), pure:
   TA1s due for interchanges no 997 answers (``render_ta1``). A message that cannot be read (no
   ISA/GS/ST, ISA delimiters unreadable, IEA missing) raises ParseError naming the segment, its line
   and what was expected vs found.
-- ``map`` turns one set into canonical documents (``mapping`` module): 214 -> milestones,
+- ``map`` turns one set into canonical documents (``translate`` module): 214 -> milestones,
   990 -> TENDER_ACCEPTED/REJECTED, 210 -> ``freight_charge``, 204 -> ``shipment``,
   997 -> ``functional_ack``. A rejected set raises ParseError (stage parse) with its reasons.
 
@@ -46,8 +46,8 @@ from connectors.base import (
 from connectors.errors import AuthError, ParseError, PermanentError, TransientError
 from connectors.mapping import mappings_or_defaults
 from connectors.x12 import documents as x12_documents
-from connectors.x12 import mapping as x12_mapping
 from connectors.x12 import parser as x12_parser
+from connectors.x12 import translate
 from connectors.x12.render import (
     DEFAULT_MAPPINGS,
     ControlNumbers,
@@ -238,10 +238,10 @@ class X12Connector(Connector):
                 "transaction set rejected: " + "; ".join(document["rejected"]),
                 position=f"{document.get('set')} {document.get('control_number')!r} at line {document.get('line')}",
             )
-        return x12_mapping.map_set(document, mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound"))
+        return translate.map_set(document, mappings_or_defaults(mappings, DEFAULT_MAPPINGS, "inbound"))
 
 
-_EVENT_TARGETS = [*(e.value for e in EventType), x12_mapping.IGNORE]
+_EVENT_TARGETS = [*(e.value for e in EventType), translate.IGNORE]
 
 CONNECTOR = ConnectorSpec(
     key="x12",
@@ -273,6 +273,6 @@ CONNECTOR = ConnectorSpec(
             "window_date_qualifier": None,
             "window_time_qualifier": None,
         },
-        "fields": list(x12_mapping.DEFAULT_PATHS),
+        "fields": list(translate.DEFAULT_PATHS),
     },
 )

@@ -37,8 +37,8 @@ from django.utils import timezone
 
 from canonical.errors import ValidationFailed
 from canonical.models import ShipmentException
-from connectors.bottlecrm import mapping as crm_mapping
 from connectors.bottlecrm import operations as crm_operations
+from connectors.bottlecrm import translate as crm_mapping
 from hub.connections.models import Connection
 from hub.ledger.models import SideEffect
 from hub.ledger.services import side_effect_perform

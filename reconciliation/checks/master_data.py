@@ -36,12 +36,12 @@ from canonical.errors import ValidationFailed
 from canonical.models import Customer, ExternalRef, Location, Product
 from canonical.services import record_update
 from connectors.bottlecrm import DEFAULT_MAPPINGS as CRM_DEFAULT_MAPPINGS
-from connectors.bottlecrm import mapping as crm_mapping
 from connectors.bottlecrm import operations as crm_operations
+from connectors.bottlecrm import translate as crm_mapping
 from connectors.mapping import MappingSet
 from connectors.tryton import DEFAULT_MAPPINGS
-from connectors.tryton import mapping as erp_mapping
 from connectors.tryton import operations as erp_operations
+from connectors.tryton import translate as erp_mapping
 from connectors.tryton.client import TrytonClient
 from hub.connections.models import Connection
 from hub.ledger.services import side_effect_perform

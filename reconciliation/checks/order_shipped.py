@@ -44,7 +44,7 @@ from connectors.karrio.client import KarrioClient
 from connectors.karrio.operations import INACTIVE, NOT_BOUGHT
 from connectors.tryton import operations as tryton
 from connectors.tryton.client import TrytonClient
-from connectors.tryton.mapping import write_targets
+from connectors.tryton.translate import write_targets
 from hub.connections.models import Connection
 from hub.inbox.models import InboundMessage
 from hub.inbox.services import inbound_message_receive

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.bottlecrm import mapping as crm_mapping
+from connectors.bottlecrm import translate as crm_mapping
 from connectors.mapping import MappingSet
 from connectors.tryton import DEFAULT_MAPPINGS
-from connectors.tryton.mapping import address_location_fields, party_customer_fields
+from connectors.tryton.translate import address_location_fields, party_customer_fields
 from reconciliation.checks.master_data import (
     _erp_customers,
     _party_ids,

@@ -11,7 +11,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from hub.api.v1.pipeline_views import IsAdminClient
+from hub.api.v1.integration_views import IsAdminClient
 from hub.api.v1.scoping import principal_for
 from hub.api.v1.serializers import reconciliation as s
 from reconciliation import selectors, services

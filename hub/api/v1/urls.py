@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from hub.api.v1 import pipeline_views, reconciliation_views, views, workflow_views
+from hub.api.v1 import integration_views, reconciliation_views, views, workflow_views
 
 router = DefaultRouter()
 router.register("customers", views.CustomerViewSet)
@@ -12,18 +12,18 @@ router.register("orders", views.OrderViewSet)
 router.register("shipments", views.ShipmentViewSet)
 router.register("invoices", views.InvoiceViewSet)
 router.register("exceptions", views.ShipmentExceptionViewSet)
-router.register("connectors", pipeline_views.ConnectorViewSet, basename="connector")
-router.register("connections", pipeline_views.ConnectionViewSet)
-router.register("subscriptions", pipeline_views.SubscriptionViewSet)
-router.register("messages", pipeline_views.MessageViewSet)
-router.register("dead-letters", pipeline_views.DeadLetterViewSet)
-router.register("replay-jobs", pipeline_views.ReplayJobViewSet)
+router.register("connectors", integration_views.ConnectorViewSet, basename="connector")
+router.register("connections", integration_views.ConnectionViewSet)
+router.register("subscriptions", integration_views.SubscriptionViewSet)
+router.register("messages", integration_views.MessageViewSet)
+router.register("dead-letters", integration_views.DeadLetterViewSet)
+router.register("replay-jobs", integration_views.ReplayJobViewSet)
 router.register("workflows", workflow_views.WorkflowRunViewSet)
 router.register("reconciliation/checks", reconciliation_views.CheckViewSet, basename="reconciliation-check")
 router.register("reconciliation/runs", reconciliation_views.RunViewSet)
 router.register("reconciliation/discrepancies", reconciliation_views.DiscrepancyViewSet)
 
 urlpatterns = [
-    path("inbound/<slug:slug>/", pipeline_views.InboundView.as_view(), name="api-inbound"),
+    path("inbound/<slug:slug>/", integration_views.InboundView.as_view(), name="api-inbound"),
     *router.urls,
 ]

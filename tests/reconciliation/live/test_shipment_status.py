@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from canonical.models import Shipment
-from connectors.bottlecrm.mapping import status_sequence
+from connectors.bottlecrm.translate import status_sequence
 from hub.connections.services import subscription_save
 from hub.inbox.models import InboundMessage
 from hub.ledger.models import SideEffect

@@ -1,4 +1,4 @@
-"""Pure mapping between Tryton documents and canonical ones (no I/O).
+"""Pure translation between Tryton documents and canonical ones (no I/O).
 
 Inbound: a polled sale (``sale.sale`` read with its party, addresses and lines, nested by
 ``client.nest``) becomes one ``OrderDocument`` dict (``kind: "order"``).

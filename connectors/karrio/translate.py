@@ -1,4 +1,4 @@
-"""Pure mapping between Karrio's JSON and Crossdock's canonical documents (no I/O).
+"""Pure translation between Karrio's JSON and Crossdock's canonical documents (no I/O).
 
 Outbound: a canonical order/shipment payload to the bodies of ``POST /v1/orders`` and
 ``POST /v1/shipments``, and Karrio's answers to the ledger's result data.

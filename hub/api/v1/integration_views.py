@@ -1,5 +1,5 @@
-"""API v1 for the pipeline: connectors, connections, subscriptions, the inbound endpoint, message
-traces, dead letters and replay jobs. Operator resources are for admin clients only."""
+"""API v1 for the integration resources: connectors, connections, subscriptions, the inbound
+endpoint, message traces, dead letters and replay jobs. Operator resources are for admin clients only."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from connectors.base import InboundRequest
 from connectors.errors import AuthError, NotSupported
 from hub.api.v1.authentication import ApiKeyAuthentication
 from hub.api.v1.scoping import principal_for
-from hub.api.v1.serializers import pipeline as s
+from hub.api.v1.serializers import integration as s
 from hub.api.v1.throttling import InboundRateThrottle
 from hub.connections.models import Connection, Subscription
 from hub.connections.services import (

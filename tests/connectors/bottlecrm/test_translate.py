@@ -12,7 +12,7 @@ import pytest
 from canonical.contracts.v1 import MilestoneEvent
 from connectors import registry, signing
 from connectors.base import InboundRequest
-from connectors.bottlecrm import Config, mapping, verify_signature
+from connectors.bottlecrm import Config, translate, verify_signature
 from connectors.bottlecrm.client import CrmApi, NotFound, Rejected
 from connectors.errors import AuthError, MappingError, ParseError, PermanentError, TransientError
 from connectors.mapping import MappingSet, merge, validate
@@ -124,11 +124,11 @@ def test_a_closed_case_not_named_by_the_connector_is_a_mapping_error_naming_the_
     envelope["data"]["name"] = "Customer called about a late truck"
 
     with pytest.raises(MappingError, match="does not say its shipment") as caught:
-        mapping.ticket_event_to_milestones(envelope)
+        translate.ticket_event_to_milestones(envelope)
     assert (caught.value.field, caught.value.value) == ("data.name", "Customer called about a late truck")
 
 
-# --- Request mapping details ------------------------------------------------------------------------
+# --- Request translation details ----------------------------------------------------------------------
 
 
 def test_account_update_patches_only_changed_fields_and_never_clears_crm_values():
@@ -139,20 +139,20 @@ def test_account_update_patches_only_changed_fields_and_never_clears_crm_values(
         "city": "Hamburg",
         "custom_fields": {"erp_customer_id": "C-1", "other": "x"},
     }
-    desired = mapping.account_body(
+    desired = translate.account_body(
         {"code": "C-1", "name": "ACME Logistics", "email": "ops@acme.example", "phone": "+49 40 2"},
         erp_key_field="erp_customer_id",
         mappings=OUTBOUND,
     )
 
-    assert mapping.changes(current, desired) == {"phone": "+49 40 2"}
+    assert translate.changes(current, desired) == {"phone": "+49 40 2"}
 
 
 def test_the_erp_customer_id_path_is_a_mapping_ops_staff_can_change():
     remapped = MappingSet.from_data(
         merge(OUTBOUND.as_data(), {"fields": {"erp_customer_id": "external_refs.0.external_id"}})
     )
-    body = mapping.account_body(
+    body = translate.account_body(
         {"code": "C-1", "name": "ACME", "external_refs": [{"system": "tryton", "external_id": "17"}]},
         erp_key_field="erp_customer_id",
         mappings=remapped,
@@ -163,14 +163,14 @@ def test_the_erp_customer_id_path_is_a_mapping_ops_staff_can_change():
 
 def test_a_customer_without_its_key_is_a_mapping_error_naming_the_field():
     with pytest.raises(MappingError, match="erp_customer_id is required") as caught:
-        mapping.account_body({"name": "ACME"}, erp_key_field="erp_customer_id", mappings=OUTBOUND)
+        translate.account_body({"name": "ACME"}, erp_key_field="erp_customer_id", mappings=OUTBOUND)
     assert caught.value.field == "erp_customer_id"
 
 
 def test_an_exception_type_without_a_priority_is_a_mapping_error_naming_it():
     payload = {"shipment": {"reference": "SHP-1"}, "exception_type": "ALIENS"}
     with pytest.raises(MappingError, match="unmapped case_priority code 'ALIENS'"):
-        mapping.case_body(
+        translate.case_body(
             payload,
             reference="SHP-1",
             exception_type="ALIENS",
@@ -183,12 +183,12 @@ def test_an_exception_type_without_a_priority_is_a_mapping_error_naming_it():
 
 def test_case_names_say_the_shipment_and_exception_and_retry_names_are_numbered():
     payload = {"opened_at": "2026-11-20T15:05:00+01:00"}
-    first = mapping.case_name(payload, "SHP-42", "CUSTOMS_HOLD")
-    third = mapping.case_name(payload, "SHP-42", "CUSTOMS_HOLD", attempt=3)
+    first = translate.case_name(payload, "SHP-42", "CUSTOMS_HOLD")
+    third = translate.case_name(payload, "SHP-42", "CUSTOMS_HOLD", attempt=3)
 
     assert first == "Shipment SHP-42: CUSTOMS_HOLD 2026-11-20 14:05"
     assert third == first + " (3)"
-    assert mapping.case_name_parts(third) == ("SHP-42", "CUSTOMS_HOLD")
+    assert translate.case_name_parts(third) == ("SHP-42", "CUSTOMS_HOLD")
 
 
 def test_case_names_fit_the_crm_limit_dropping_the_time_first_then_cutting():
@@ -196,18 +196,18 @@ def test_case_names_fit_the_crm_limit_dropping_the_time_first_then_cutting():
     medium = "R" * 30
     longest = "R" * 64  # canonical references may be 64 characters
 
-    assert mapping.case_name(payload, medium, "CUSTOMS_HOLD") == f"Shipment {medium}: CUSTOMS_HOLD"
-    cut = mapping.case_name(payload, longest, "CUSTOMS_HOLD", attempt=2)
-    assert len(cut) == mapping.CASE_NAME_MAX and cut.endswith("… (2)")
-    assert mapping.case_name_parts(cut) is None  # the webhook mapping then names the case instead
+    assert translate.case_name(payload, medium, "CUSTOMS_HOLD") == f"Shipment {medium}: CUSTOMS_HOLD"
+    cut = translate.case_name(payload, longest, "CUSTOMS_HOLD", attempt=2)
+    assert len(cut) == translate.CASE_NAME_MAX and cut.endswith("… (2)")
+    assert translate.case_name_parts(cut) is None  # the webhook translation then names the case instead
 
 
 def test_status_notes_are_recognised_by_their_marker_and_sequence():
-    note = mapping.status_note({"sequence": 12, "status": "DELIVERED"}, "SHP 9", "DELIVERED")
+    note = translate.status_note({"sequence": 12, "status": "DELIVERED"}, "SHP 9", "DELIVERED")
 
-    assert mapping.status_sequence(note, "SHP 9") == 12
-    assert mapping.status_sequence(note, "SHP 99") is None
-    assert mapping.find_marked([{"id": "n1", "comment": note}], "shipment.status", "SHP 9#12") == {
+    assert translate.status_sequence(note, "SHP 9") == 12
+    assert translate.status_sequence(note, "SHP 99") is None
+    assert translate.find_marked([{"id": "n1", "comment": note}], "shipment.status", "SHP 9#12") == {
         "id": "n1",
         "comment": note,
     }
@@ -215,13 +215,13 @@ def test_status_notes_are_recognised_by_their_marker_and_sequence():
 
 def test_a_status_without_sequence_or_event_id_cannot_be_written_once_and_is_refused():
     with pytest.raises(MappingError, match="sequence"):
-        mapping.status_key({"status": "IN_TRANSIT"}, "SHP-1")
+        translate.status_key({"status": "IN_TRANSIT"}, "SHP-1")
 
 
 def test_contact_emails_match_exactly_but_case_insensitively():
-    assert mapping.same_email("Jane@ACME.example", "jane@acme.example")
-    assert not mapping.same_email("mary.jane@acme.example", "jane@acme.example")
-    assert not mapping.same_email("", "")
+    assert translate.same_email("Jane@ACME.example", "jane@acme.example")
+    assert not translate.same_email("mary.jane@acme.example", "jane@acme.example")
+    assert not translate.same_email("", "")
 
 
 def test_default_mappings_are_valid_against_the_connector_targets():
@@ -314,7 +314,7 @@ def test_signature_helper_matches_the_crm_scheme():
 def test_the_status_shown_is_the_newest_note_of_the_shipment_by_sequence():
     def note(note_id, status, sequence, reference="SHP-7"):
         payload = {"sequence": sequence, "event_type": "IN_TRANSIT"}
-        return {"id": note_id, "comment": mapping.status_note(payload, reference, status)}
+        return {"id": note_id, "comment": translate.status_note(payload, reference, status)}
 
     comments = [
         note("n1", "TENDER_ACCEPTED", 3),
@@ -323,9 +323,9 @@ def test_the_status_shown_is_the_newest_note_of_the_shipment_by_sequence():
         note("n9", "DELIVERED", 40, reference="SHP-70"),  # another shipment
         {"id": "x", "comment": "Called the customer"},
     ]
-    assert mapping.status_shown(comments, "SHP-7") == {
+    assert translate.status_shown(comments, "SHP-7") == {
         "note_id": "n3",
         "sequence": 9,
         "status": "OUT_FOR_DELIVERY",
     }
-    assert mapping.status_shown(comments, "SHP-8") is None
+    assert translate.status_shown(comments, "SHP-8") is None

@@ -15,7 +15,7 @@ from canonical.contracts.v1 import EventType
 from connectors import mapping as mapping_lib
 from connectors.errors import MappingError
 from connectors.x12 import CONNECTOR, DEFAULT_MAPPINGS
-from connectors.x12 import mapping as x12_mapping
+from connectors.x12 import translate as x12_translate
 from tests.connectors.x12.support import CONFIG, CONNECTOR_INSTANCE, FIXTURES, request
 
 CODELISTS = FIXTURES / "codelists"
@@ -71,12 +71,12 @@ def test_every_status_reason_pair_uses_published_codes():
 
 
 def test_field_defaults_in_the_json_match_the_code_fallbacks():
-    assert DEFAULT_MAPPINGS["inbound"]["fields"] == x12_mapping.DEFAULT_PATHS
+    assert DEFAULT_MAPPINGS["inbound"]["fields"] == x12_translate.DEFAULT_PATHS
 
 
 def test_every_time_code_maps_to_a_zone_or_an_offset():
     for code in DEFAULT_MAPPINGS["inbound"]["codes"]["time_code"]:
-        x12_mapping.zone_for(_mappings(), code, "AT7[07]", "test")
+        x12_translate.zone_for(_mappings(), code, "AT7[07]", "test")
 
 
 # --- AT7 status and reason --------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_204_unknown_stop_reason_is_a_mapping_error():
 
 def test_unmapped_set_type_is_a_mapping_error():
     with pytest.raises(MappingError, match="has no mapping"):
-        x12_mapping.map_set({"set": "850", "segments": []}, _mappings())
+        x12_translate.map_set({"set": "850", "segments": []}, _mappings())
 
 
 def test_the_golden_samples_use_only_documented_default_mappings():

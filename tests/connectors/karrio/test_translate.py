@@ -14,7 +14,7 @@ from connectors import mapping as mapping_lib
 from connectors.base import InboundRequest
 from connectors.errors import AuthError, MappingError, ParseError, PermanentError
 from connectors.karrio import CONNECTOR, DEFAULT_MAPPINGS, Config
-from connectors.karrio import mapping as karrio_mapping
+from connectors.karrio import translate as karrio_translate
 from connectors.karrio.client import credentials, error_detail
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "karrio"
@@ -304,8 +304,8 @@ def payload(**extra) -> dict:
 
 
 def test_order_body_uses_the_order_reference_and_maps_the_address():
-    body = karrio_mapping.order_body(
-        karrio_mapping.payload_parse(payload()), shipper={"city": "Montreal"}, default_weight_kg=0.5
+    body = karrio_translate.order_body(
+        karrio_translate.payload_parse(payload()), shipper={"city": "Montreal"}, default_weight_kg=0.5
     )
 
     assert body["order_id"] == "SO-1"
@@ -330,8 +330,8 @@ def test_shipment_body_links_each_item_to_its_order_line_by_sku_in_order():
             {"id": "oli_c", "sku": "W-1"},
         ]
     }
-    body = karrio_mapping.shipment_body(
-        karrio_mapping.payload_parse(payload()),
+    body = karrio_translate.shipment_body(
+        karrio_translate.payload_parse(payload()),
         order=order,
         shipper={"city": "Montreal"},
         carrier_id="offline",
@@ -352,15 +352,15 @@ def test_shipment_body_links_each_item_to_its_order_line_by_sku_in_order():
 
 def test_a_payload_karrio_cannot_take_is_a_permanent_error_naming_the_field():
     with pytest.raises(PermanentError, match="whole quantities"):
-        karrio_mapping.order_body(
-            karrio_mapping.payload_parse(payload(lines=[{"sku": "W-1", "quantity": "1.5"}])),
+        karrio_translate.order_body(
+            karrio_translate.payload_parse(payload(lines=[{"sku": "W-1", "quantity": "1.5"}])),
             shipper={},
             default_weight_kg=1,
         )
     with pytest.raises(PermanentError, match=r"invalid payload: lines: List should have at least 1 item"):
-        karrio_mapping.payload_parse(payload(lines=[]))
+        karrio_translate.payload_parse(payload(lines=[]))
     with pytest.raises(PermanentError, match="reference"):
-        karrio_mapping.payload_parse({"lines": [{"sku": "W-1", "quantity": 1}]})
+        karrio_translate.payload_parse({"lines": [{"sku": "W-1", "quantity": 1}]})
 
 
 def test_a_tracker_refresh_renaming_a_status_keeps_the_event_id():

@@ -1,4 +1,4 @@
-"""Pure mapping between canonical payloads and BottleCRM request bodies (no I/O).
+"""Pure translation between canonical payloads and BottleCRM request bodies (no I/O).
 
 Canonical payloads the connector accepts (``operate``), with the business key the hub's ledger
 should use for each:
@@ -292,7 +292,7 @@ def case_name(payload: Mapping[str, Any], reference: str, exception_type: str, *
     Case names are unique per org (case-insensitively, closed cases included) and at most 64
     characters, so the opening time is part of the name when it fits, and a retry after a clash with
     an unrelated case adds `` (2)``, `` (3)``... A name that must be cut loses what the webhook
-    mapping needs to find the shipment again (``case_name_parts``), so very long references cannot
+    translation needs to find the shipment again (``case_name_parts``), so very long references cannot
     come back as ``EXCEPTION_RESOLVED``.
     """
     head = f"Shipment {reference}: {exception_type}"

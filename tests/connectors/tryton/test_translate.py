@@ -19,8 +19,8 @@ from connectors.errors import AuthError, MappingError, ParseError, PermanentErro
 from connectors.mapping import MappingSet, merge
 from connectors.tryton import DEFAULT_MAPPINGS, Config
 from connectors.tryton.client import _error, decode, encode, jsonable, nest
-from connectors.tryton.mapping import write_targets
 from connectors.tryton.operations import cursor_format, cursor_parse, sale_message, sales_domain
+from connectors.tryton.translate import write_targets
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tryton"
 CASES = sorted(p.name.removesuffix(".json") for p in FIXTURES.glob("*.json") if ".expected" not in p.name)
