@@ -38,7 +38,7 @@ from django.utils import timezone
 from canonical.errors import ValidationFailed
 from canonical.models import ShipmentException
 from connectors.bottlecrm import operations as crm_operations
-from connectors.bottlecrm import translate as crm_mapping
+from connectors.bottlecrm import translate as crm_translate
 from hub.connections.models import Connection
 from hub.ledger.models import SideEffect
 from hub.ledger.services import side_effect_perform
@@ -92,14 +92,14 @@ def episode_case(episode: Episode, cases: list[Mapping[str, Any]]) -> Mapping[st
         recorded = next((c for c in cases if str(c.get("id")) == episode.recorded_case_id), None)
         if recorded is not None:
             return recorded
-    name = crm_mapping.case_name({"opened_at": episode.opened_at}, episode.reference, episode.kind)
+    name = crm_translate.case_name({"opened_at": episode.opened_at}, episode.reference, episode.kind)
     return next((c for c in reversed(cases) if (c.get("name") or "").startswith(name)), None)
 
 
 def compare(episode: Episode, cases: list[Mapping[str, Any]]) -> Finding:
     """The finding for one shipment and exception type. Pure: ``cases`` are the CRM's cases of the
     shipment and type (any status, oldest first)."""
-    open_cases = [c for c in cases if crm_mapping.is_open(c)]
+    open_cases = [c for c in cases if crm_translate.is_open(c)]
     expected = {
         "exception": {
             "id": episode.exception_id,
@@ -169,7 +169,7 @@ def plan(episode: Episode, cases: list[Mapping[str, Any]], *, opening: list[Writ
     if finding.ok:
         return []
     shipment = {"reference": episode.reference}
-    open_cases = [c for c in cases if crm_mapping.is_open(c)]
+    open_cases = [c for c in cases if crm_translate.is_open(c)]
     if finding.kind == "orphan_case":
         return [
             Write(

@@ -37,11 +37,11 @@ from canonical.models import Customer, ExternalRef, Location, Product
 from canonical.services import record_update
 from connectors.bottlecrm import DEFAULT_MAPPINGS as CRM_DEFAULT_MAPPINGS
 from connectors.bottlecrm import operations as crm_operations
-from connectors.bottlecrm import translate as crm_mapping
+from connectors.bottlecrm import translate as crm_translate
 from connectors.mapping import MappingSet
 from connectors.tryton import DEFAULT_MAPPINGS
 from connectors.tryton import operations as erp_operations
-from connectors.tryton import translate as erp_mapping
+from connectors.tryton import translate as erp_translate
 from connectors.tryton.client import TrytonClient
 from hub.connections.models import Connection
 from hub.ledger.services import side_effect_perform
@@ -97,7 +97,7 @@ def compare_customer(
     hub_diff = differences(erp, hub)
     crm_diff: dict[str, Any] = {}
     if crm is not None and crm_desired is not None:
-        patch = crm_mapping.changes(crm, crm_desired)
+        patch = crm_translate.changes(crm, crm_desired)
         patch.pop("custom_fields", None)
         crm_diff = {f: crm.get(f) for f in patch}
     found: dict[str, Any] = {}
@@ -207,7 +207,7 @@ class Readers:
         return crm_operations.account_of(self.crm_api, self.crm_fields, code)
 
     def account_desired(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        return crm_mapping.account_body(
+        return crm_translate.account_body(
             payload,
             erp_key_field=self.crm_fields.erp_customer_id,
             mappings=self.crm_mappings,
@@ -239,7 +239,7 @@ def _hub_customer(customer: Customer) -> dict[str, Any]:
 
 
 def _customer_finding(readers: Readers, customer: Customer, party_id: str, party: Mapping | None) -> Finding:
-    erp = erp_mapping.party_customer_fields(party, readers.inbound) if party is not None else None
+    erp = erp_translate.party_customer_fields(party, readers.inbound) if party is not None else None
     account = readers.account(customer.code) if readers.crm is not None else None
     desired = None
     if erp is not None and account is not None:
@@ -327,8 +327,8 @@ class MasterData(Check):
                     yield compare_record(
                         entity="location",
                         key=location.code,
-                        erp=erp_mapping.address_location_fields(address) if address else None,
-                        hub={name: getattr(location, name) for name in erp_mapping.LOCATION_FIELDS},
+                        erp=erp_translate.address_location_fields(address) if address else None,
+                        hub={name: getattr(location, name) for name in erp_translate.LOCATION_FIELDS},
                         erp_ref=f"address {address_id}",
                     )
 
@@ -348,14 +348,14 @@ class MasterData(Check):
         )
         if party is None:
             raise NotRepairable(f"the ERP has no party {party_id} for customer {code}")
-        erp = erp_mapping.party_customer_fields(party, readers.inbound)
+        erp = erp_translate.party_customer_fields(party, readers.inbound)
         hub_patch = differences(erp, _hub_customer(customer))
         hub_patch = {field: erp[field] for field in hub_patch}
         payload = {**common.customer_payload(customer), **erp}
         account = readers.account(code)
         crm_patch = {}
         if account is not None:
-            crm_patch = crm_mapping.changes(account, readers.account_desired(payload))
+            crm_patch = crm_translate.changes(account, readers.account_desired(payload))
             crm_patch.pop("custom_fields", None)
         plan = {"hub": hub_patch, "crm": crm_patch}
         if ctx.dry_run:

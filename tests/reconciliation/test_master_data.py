@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.bottlecrm import translate as crm_mapping
+from connectors.bottlecrm import translate as crm_translate
 from connectors.mapping import MappingSet
 from connectors.tryton import DEFAULT_MAPPINGS
 from connectors.tryton.translate import address_location_fields, party_customer_fields
@@ -24,7 +24,7 @@ ERP = {"name": "ACME Corp", "email": "ops@acme.example", "phone": "+1 555"}
 
 
 def desired(values: dict) -> dict:
-    return crm_mapping.account_body(
+    return crm_translate.account_body(
         {"code": "TRY-1", **values}, erp_key_field="erp_customer_id", mappings=MappingSet.from_data({})
     )
 
