@@ -16,6 +16,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import generate_latest
 
@@ -354,3 +355,30 @@ def test_metrics_show_open_discrepancies_and_the_last_success():
     text = generate_latest(metrics_registry()).decode()
     assert 'crossdock_discrepancies_open{check="test_amounts",severity="error"} 1.0' in text
     assert 'crossdock_reconciliation_last_success_timestamp_seconds{check="test_amounts"}' in text
+
+
+def test_the_admin_lists_discrepancies_by_external_id_and_ignores_them_after_asking_why(admin_client):
+    TRUTH.update({"a": 1, "b": 2})
+    COPY.update({"a": 5, "b": 6})
+    run()
+    changelist = reverse("admin:reconciliation_discrepancy_changelist")
+
+    found = admin_client.get(changelist, {"q": "crm-a"}).content.decode()
+    assert ">a<" in found and ">b<" not in found
+    a = Discrepancy.objects.get(business_key="a")
+    page = admin_client.get(reverse("admin:reconciliation_discrepancy_change", args=[a.pk])).content.decode()
+    assert "amount" in page and "crm-a" in page
+
+    ask = admin_client.post(changelist, {"action": "ignore", "_selected_action": [str(a.pk)]})
+    assert ask.status_code == 200 and "later runs do not open it again" in ask.content.decode()
+    assert Discrepancy.objects.get(pk=a.pk).status == "open"
+    done = admin_client.post(
+        changelist,
+        {"action": "ignore", "_selected_action": [str(a.pk)], "confirm": "yes", "reason": "test account"},
+    )
+    assert done.status_code == 302
+    a.refresh_from_db()
+    assert (a.status, a.reason, a.closed_by) == ("ignored", "test account", "admin:admin")
+
+    configs = admin_client.get(reverse("admin:reconciliation_checkconfig_changelist")).content.decode()
+    assert "Amounts agree (test)" in configs

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, quote
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -492,3 +494,77 @@ def links_html(rows: Iterable[tuple[models.Model, str]]) -> str:
     return format_html(
         '<ul style="margin: 0; padding-left: 1.2em">{}</ul>', format_html_join("", "<li>{}</li>", items)
     )
+
+
+# --- Operator actions that ask why ----------------------------------------------------------------
+
+REASON_PREVIEW_ROWS = 20  # records listed on an action's intermediate page
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+    )
+
+
+class ReasonActionsMixin:
+    """A ModelAdmin whose actions ask for a reason on an intermediate page (``reason_template``
+    extends ``admin/action_reason.html``) before calling a service per selected record."""
+
+    reason_template: str
+    reason_help = "Kept with the record, your name and the time."
+
+    def reason_form(self, request) -> ReasonForm:
+        form = ReasonForm(request.POST) if request.POST.get("confirm") else ReasonForm()
+        form.fields["reason"].help_text = self.reason_help
+        return form
+
+    def reason_page(self, request, queryset, *, form, action, title, intro) -> TemplateResponse:
+        count = queryset.count()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.opts,
+            "media": self.media,
+            "intro": intro,
+            "items": list(queryset[:REASON_PREVIEW_ROWS]),
+            "count": count,
+            "more": max(0, count - REASON_PREVIEW_ROWS),
+            "form": form,
+            "action": action,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "submit_label": title,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.reason_template, context)
+
+
+def reason_action(service: Callable, *, name: str, title: str, intro: str, key: str, noun: str, **extra):
+    """An admin action calling ``service(<key>=pk, reason=..., actor="admin:<user>", **extra)`` for each
+    selected record once the operator gave a reason; a DomainError is shown per record."""
+
+    def run_action(modeladmin: ReasonActionsMixin, request: HttpRequest, queryset: QuerySet):
+        form = modeladmin.reason_form(request)
+        if not (form.is_bound and form.is_valid()):
+            return modeladmin.reason_page(request, queryset, form=form, action=name, title=title, intro=intro)
+        done = 0
+        for obj in queryset:
+            try:
+                service(
+                    **{key: obj.pk},
+                    reason=form.cleaned_data["reason"],
+                    actor=f"admin:{request.user.get_username()}",
+                    **extra,
+                )
+                done += 1
+            except DomainError as exc:
+                modeladmin.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
+        if done:
+            modeladmin.message_user(request, f"{title}: {done} {noun}(s).", messages.SUCCESS)
+        return None
+
+    run_action.__name__ = name
+    return admin.action(description=f"{title} (asks why)", permissions=["change"])(run_action)

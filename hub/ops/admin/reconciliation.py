@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest
-from django.template.response import TemplateResponse
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html
 from django_celery_beat.models import PeriodicTask
@@ -17,8 +14,16 @@ from django_celery_beat.models import PeriodicTask
 from canonical.errors import DomainError
 from canonical.models import Invoice, Order, Shipment
 from hub.ledger.models import SideEffect
-from hub.ops.admin.kit import NoAddMixin, NoDeleteMixin, ReadOnlyAdmin, admin_link, json_html, links_html
-from hub.ops.admin.workflows import PREVIEW_ROWS, ReasonForm
+from hub.ops.admin.kit import (
+    NoAddMixin,
+    NoDeleteMixin,
+    ReadOnlyAdmin,
+    ReasonActionsMixin,
+    admin_link,
+    json_html,
+    links_html,
+    reason_action,
+)
 from reconciliation import checks, services
 from reconciliation.models import CheckConfig, Discrepancy, ReconciliationRun
 
@@ -126,34 +131,13 @@ class ReferenceSearchMixin:
 
 
 def _operator_action(service: Callable, name: str, title: str, intro: str, **extra):
-    def run_action(modeladmin: DiscrepancyAdmin, request: HttpRequest, queryset: QuerySet):
-        form = ReasonForm(request.POST) if request.POST.get("confirm") else ReasonForm()
-        if not (form.is_bound and form.is_valid()):
-            return modeladmin.reason_page(request, queryset, form=form, action=name, title=title, intro=intro)
-        done = 0
-        for discrepancy in queryset:
-            try:
-                service(
-                    discrepancy_id=discrepancy.pk,
-                    reason=form.cleaned_data["reason"],
-                    actor=f"admin:{request.user.get_username()}",
-                    **extra,
-                )
-                done += 1
-            except DomainError as exc:
-                modeladmin.message_user(request, f"{discrepancy}: {exc.detail}", messages.ERROR)
-        if done:
-            modeladmin.message_user(
-                request, f"{title}: {done} discrepanc{'y' if done == 1 else 'ies'}.", messages.SUCCESS
-            )
-        return None
-
-    run_action.__name__ = name
-    return admin.action(description=f"{title} (asks why)", permissions=["change"])(run_action)
+    return reason_action(
+        service, name=name, title=title, intro=intro, key="discrepancy_id", noun="discrepancy", **extra
+    )
 
 
 @admin.register(Discrepancy)
-class DiscrepancyAdmin(ReferenceSearchMixin, NoAddMixin, NoDeleteMixin, admin.ModelAdmin):
+class DiscrepancyAdmin(ReferenceSearchMixin, ReasonActionsMixin, NoAddMixin, NoDeleteMixin, admin.ModelAdmin):
     # Found by runs, never added here; a change right is kept for the operator actions below.
     list_display = ("last_seen", "check_name", "business_key", "kind", "severity", "status", "summary")
     list_filter = ("check_name", "status", "severity", "kind")
@@ -161,6 +145,7 @@ class DiscrepancyAdmin(ReferenceSearchMixin, NoAddMixin, NoDeleteMixin, admin.Mo
     search_help_text = "A business key (order, shipment, invoice, customer) or an id in another system."
     list_per_page = 50
     show_full_result_count = False
+    reason_template = REASON_TEMPLATE
     readonly_fields = [
         f.name for f in Discrepancy._meta.fields if f.name not in ("expected", "found", "repair")
     ] + ["subject", "expected_html", "found_html", "repair_html", "writes"]
@@ -214,24 +199,3 @@ class DiscrepancyAdmin(ReferenceSearchMixin, NoAddMixin, NoDeleteMixin, admin.Mo
         return links_html(
             (effect, effect.operation) for effect in SideEffect.objects.filter(pk__in=[i for i in ids if i])
         )
-
-    def reason_page(self, request, queryset, *, form, action, title, intro) -> TemplateResponse:
-        count = queryset.count()
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "media": self.media,
-            "intro": intro,
-            "items": list(queryset[:PREVIEW_ROWS]),
-            "count": count,
-            "more": max(0, count - PREVIEW_ROWS),
-            "form": form,
-            "action": action,
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "submit_label": title,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, REASON_TEMPLATE, context)
