@@ -36,7 +36,7 @@ def test_a_case_closed_by_hand_while_the_exception_is_open_is_reopened_once(hub)
 
     repaired = services.discrepancy_repair(discrepancy_id=found.pk, actor="ops", reason="reopen the case")
     assert repaired.status == "repaired"
-    (write,) = repaired.repair["writes"]["writes"]
+    (write,) = repaired.repair["writes"]
     assert (write["operation"], write["external_id"]) == ("case.reopen", case["id"])
     (reopened,) = crm_cases(hub.crm_api, sale.shipment, "DAMAGED")
     assert (reopened["id"], reopened["status"]) == (case["id"], "New")

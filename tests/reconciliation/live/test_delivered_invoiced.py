@@ -52,7 +52,7 @@ def test_a_delivered_shipment_not_invoiced_is_found_and_repaired_once(hub):
 
     repaired = services.discrepancy_repair(discrepancy_id=found.pk, actor="ops", reason="bill it")
     assert repaired.status == "repaired"
-    (write,) = repaired.repair["writes"]["writes"]
+    (write,) = repaired.repair["writes"]
     (posted,) = hub.posted_invoices(sale.id)
     assert write["external_id"] == str(posted["id"])
     assert money(posted["total_amount"]) == money("70.00")  # 3 x 20.00 + Karrio's 10.00 freight

@@ -39,7 +39,7 @@ def test_a_sale_confirmed_while_the_hub_was_down_is_taken_in_and_shipped(hub):
     (found,) = discrepancies(CHECK, sale.order)
     assert (found.kind, found.status) == ("missing_in_hub", Discrepancy.Status.REPAIRED)
     assert found.expected["erp"]["sale_id"] == sale.id and str(sale.id) in found.external_ids
-    (received,) = found.repair["writes"]["inbound"]
+    (received,) = found.repair["inbound"]
     assert received["created"] is True
     message = InboundMessage.objects.get(pk=received["message"])
     assert (message.connection.slug, message.idempotency_key.startswith(f"sale:{sale.id}:")) == (
@@ -91,7 +91,7 @@ def test_a_link_removed_from_the_sale_by_hand_is_written_again_through_the_ledge
     (found,) = discrepancies(CHECK, sale.order)
     assert (found.kind, found.found["missing_links"]) == ("unlinked", ["erp->tms"])
     assert found.found["erp"]["link_fields"] == {"reference": None}
-    (write,) = found.repair["writes"]["writes"]
+    (write,) = found.repair["writes"]
     effect = SideEffect.objects.get(pk=write["side_effect"])
     assert (effect.operation, effect.business_key) == (
         "sale.link_shipment",

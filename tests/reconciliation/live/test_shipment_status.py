@@ -77,7 +77,7 @@ def test_a_tracker_event_whose_webhook_never_arrived_is_found_and_applied_throug
         discrepancy_id=found.pk, actor="ops:tests", reason="missed webhook"
     )
     assert repaired.status == Discrepancy.Status.REPAIRED
-    (received,) = repaired.repair["writes"]["inbound"]
+    (received,) = repaired.repair["inbound"]
     assert received["created"] is True
     message = InboundMessage.objects.get(pk=received["message"])
     assert message.correlation_id.startswith(f"reconcile:{CHECK}:{sale.shipment}")
@@ -118,7 +118,7 @@ def test_a_crm_account_behind_the_hub_gets_the_hubs_status_through_the_ledger_on
     (found,) = discrepancies(CHECK, sale.shipment)
     assert (found.kind, found.status) == ("crm_behind", Discrepancy.Status.REPAIRED)
     assert found.found["crm"]["status"] == "TENDER_ACCEPTED"
-    (write,) = found.repair["writes"]["writes"]
+    (write,) = found.repair["writes"]
     effect = SideEffect.objects.get(pk=write["side_effect"])
     assert (effect.operation, effect.status) == ("shipment.status", SideEffect.Status.DONE)
     assert effect.business_key.startswith(f"reconcile:{CHECK}:{sale.shipment}#")
