@@ -21,11 +21,12 @@ Writing a check:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from canonical.errors import ConflictError, DomainError, NotFoundError
 from hub.connections.models import Connection
+from hub.ledger.services import side_effect_perform
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,36 @@ class Finding:
     severity: str = "warning"
     repairable: bool = False
     external_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Write:
+    """One planned write to another system, made through the ledger (``writes_perform``)."""
+
+    operation: str
+    business_key: str
+    payload: dict[str, Any]
+
+
+def writes_perform(
+    connection: Connection, writes: list[Write], *, dry_run: bool, **plan: Any
+) -> dict[str, Any]:
+    """What a repair returns: with ``dry_run`` the plan (and ``plan``'s extra keys), else each write made
+    once through the ledger (intent first, looked up before re-writing) as ``writes``."""
+    if dry_run:
+        return {"plan": [asdict(w) for w in writes], **plan}
+    done = []
+    for write in writes:
+        effect = side_effect_perform(
+            connection=connection,
+            operation=write.operation,
+            business_key=write.business_key,
+            payload=write.payload,
+        )
+        done.append(
+            {"side_effect": str(effect.pk), "operation": write.operation, "external_id": effect.external_id}
+        )
+    return {"writes": done}
 
 
 class NotRepairable(ConflictError):

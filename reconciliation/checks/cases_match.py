@@ -41,22 +41,20 @@ from connectors.bottlecrm import operations as crm_operations
 from connectors.bottlecrm import translate as crm_translate
 from hub.connections.models import Connection
 from hub.ledger.models import SideEffect
-from hub.ledger.services import side_effect_perform
 from hub.mappings.context import connection_context
 from hub.workflows.flows import common
 from hub.workflows.flows.exception_to_case import case_key, case_open_payload
-from reconciliation.checks.base import Check, CheckContext, Finding, NotRepairable, register
+from reconciliation.checks.base import (
+    Check,
+    CheckContext,
+    Finding,
+    NotRepairable,
+    Write,
+    register,
+    writes_perform,
+)
 
 NAME = "cases_match"
-
-
-@dataclass(frozen=True)
-class Write:
-    """One planned write through the ledger."""
-
-    operation: str
-    business_key: str
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -315,24 +313,7 @@ class CasesMatch(Check):
         episode = _episode(exc, _recorded(crm, [exc]))
         cases = crm_operations.cases_of(api, fields, episode.reference, episode.kind)
         writes = plan(episode, cases, opening=_opening(episode, exc))
-        if ctx.dry_run:
-            return {"plan": [w.__dict__ for w in writes], "kind": compare(episode, cases).kind or "agrees"}
-        done = []
-        for write in writes:
-            effect = side_effect_perform(
-                connection=crm,
-                operation=write.operation,
-                business_key=write.business_key,
-                payload=write.payload,
-            )
-            done.append(
-                {
-                    "side_effect": str(effect.pk),
-                    "operation": write.operation,
-                    "external_id": effect.external_id,
-                }
-            )
-        return {"writes": done}
+        return writes_perform(crm, writes, dry_run=ctx.dry_run, kind=compare(episode, cases).kind or "agrees")
 
 
 def _opening(episode: Episode, exc: ShipmentException) -> list[Write]:

@@ -41,8 +41,15 @@ from canonical.models import FreightCharge, Shipment
 from connectors.tryton.accruals import ACCRUE, REVERSE
 from hub.connections.models import Connection
 from hub.ledger.models import SideEffect
-from hub.ledger.services import side_effect_perform
-from reconciliation.checks.base import Check, CheckContext, Finding, NotRepairable, register
+from reconciliation.checks.base import (
+    Check,
+    CheckContext,
+    Finding,
+    NotRepairable,
+    Write,
+    register,
+    writes_perform,
+)
 
 NAME = "freight_accrual"
 PREFIX = f"reconcile:{NAME}:"
@@ -96,13 +103,6 @@ class Facts:
     charge_arrived_at: datetime | None  # the first charge, whenever it came
     accruals: Mapping[str, Mapping[str, Any]]  # period -> the done accrual's ledger row (payload, ids)
     reversed_periods: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Write:
-    operation: str
-    business_key: str
-    payload: dict[str, Any]
 
 
 def assess(
@@ -365,24 +365,7 @@ class FreightAccrual(Check):
         )
         if not finding.ok and not finding.repairable:
             raise NotRepairable(finding.summary)
-        if ctx.dry_run:
-            return {"plan": [w.__dict__ for w in writes], "kind": finding.kind or "agrees"}
-        done = []
-        for write in writes:
-            effect = side_effect_perform(
-                connection=erp,
-                operation=write.operation,
-                business_key=write.business_key,
-                payload=write.payload,
-            )
-            done.append(
-                {
-                    "side_effect": str(effect.pk),
-                    "operation": write.operation,
-                    "external_id": effect.external_id,
-                }
-            )
-        return {"writes": done}
+        return writes_perform(erp, writes, dry_run=ctx.dry_run, kind=finding.kind or "agrees")
 
 
 def _concat_reverse() -> Concat:
