@@ -139,6 +139,21 @@ class KarrioClient:
         found = self.list_all("/v1/shipments", {"reference": reference})
         return [shipment for shipment in found if shipment.get("reference") == reference]
 
+    def shipments_by_ids(self, shipment_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The shipments among ``shipment_ids`` that Karrio has, by id (an id it does not have is
+        absent): one ``GET /v1/shipments?id=a,b,...`` per ``PAGE_LIMIT`` ids, for checks that compare
+        a page of records at a time instead of one GET per shipment."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(shipment_ids))
+        for start in range(0, len(unique), PAGE_LIMIT):
+            chunk = unique[start : start + PAGE_LIMIT]
+            wanted = set(chunk)
+            data = self.call("GET", "/v1/shipments", params={"id": ",".join(chunk), "limit": len(chunk)})
+            for shipment in data.get("results") or []:
+                if shipment.get("id") in wanted:  # exact, whatever the filter did
+                    found[shipment["id"]] = shipment
+        return found
+
     def shipment_get(self, shipment_id: str) -> dict[str, Any]:
         return self.call("GET", f"/v1/shipments/{quote(shipment_id, safe='')}")
 

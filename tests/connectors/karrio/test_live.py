@@ -16,6 +16,7 @@ import requests
 from canonical.models import Shipment, ShipmentException
 from connectors import registry
 from connectors.errors import AuthError, PermanentError, TransientError
+from connectors.karrio.client import KarrioClient
 from hub.connections.services import connection_save
 from hub.deadletters.models import DeadLetter
 from hub.inbox.models import InboundMessage
@@ -70,6 +71,18 @@ def test_shipment_create_buys_a_label_for_the_order_and_tags_its_tracker(karrio_
     assert order["status"] == "fulfilled"  # every line item went on the shipment (linked by parent_id)
     assert [s["id"] for s in order["shipments"]] == [result.external_id]
     assert counts(karrio_peer, payload) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_shipments_by_ids_reads_the_ones_karrio_has_in_one_list_call(karrio_peer, karrio_connection):
+    first = CONNECTOR.operate("shipment.create", order_payload(), ctx(karrio_connection()))
+    second = CONNECTOR.operate("shipment.create", order_payload(), ctx(karrio_connection()))
+    client = KarrioClient.from_context(ctx(karrio_connection()))
+
+    found = client.shipments_by_ids([second.external_id, first.external_id, "shp_00000000000000000000000000"])
+
+    assert sorted(found) == sorted([first.external_id, second.external_id])
+    assert found[first.external_id]["tracker_id"] == first.data["tracker_id"]
 
 
 @pytest.mark.django_db
