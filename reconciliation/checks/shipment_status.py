@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,7 +46,7 @@ from canonical.states import CANCELLED, next_status, status_rank
 from connectors import registry
 from connectors.bottlecrm import operations as crm_operations
 from connectors.bottlecrm.client import CrmApi
-from connectors.errors import ConnectorError, PermanentError
+from connectors.errors import ConnectorError
 from connectors.karrio.client import KarrioClient
 from hub.connections.models import Connection
 from hub.inbox.services import inbound_message_receive
@@ -98,6 +99,8 @@ def compare(hub: HubSeen, tms: TmsSeen, crm: CrmSeen | None) -> Finding:
     """One finding for one shipment. Pure."""
     missing = [key for key, _type in tms.milestones if key not in hub.event_keys]
     implied = tms_status(hub.status, tms)
+    if not missing and implied == hub.status and (crm is None or crm.status == hub.status):
+        return Finding(business_key=hub.reference, ok=True)  # the common case: nothing else to build
     found = {
         "hub": asdict(hub) | {"event_keys": sorted(hub.event_keys)},
         "tms": asdict(tms) | {"webhook": None},
@@ -148,6 +151,7 @@ class _Peers:
     crm: Connection | None
     crm_api: CrmApi | None
     crm_fields: Any
+    pool: ThreadPoolExecutor | None = None  # reads a page's trackers side by side (examine only)
 
 
 def _peers(ctx: CheckContext) -> _Peers:
@@ -187,35 +191,70 @@ def shipments_examined(ctx: CheckContext, tms_system: str):
     return shipments.filter(reference__in=keys) if keys else shipments
 
 
-def _tracker_webhook(peers: _Peers, shipment: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict]]:
+def _tracker_wanted(shipment: dict[str, Any]) -> str | None:
+    """The tracker to read for the shipment's state (a cancelled shipment's webhook is the shipment)."""
+    return None if shipment.get("status") == "cancelled" else shipment.get("tracker_id") or None
+
+
+def _trackers_read(peers: _Peers, tracker_ids: list[str]) -> dict[str, dict[str, Any] | ConnectorError]:
+    """Each tracker by id (Karrio lists trackers by no id: one GET each), ``peers.pool``'s threads
+    reading side by side; a failed read is kept as its error, for its own shipment only."""
+
+    def read(tracker_id: str) -> dict[str, Any] | ConnectorError:
+        try:
+            return peers.karrio.tracker_get(tracker_id)
+        except ConnectorError as exc:
+            return exc
+
+    unique = list(dict.fromkeys(tracker_ids))
+    reads = peers.pool.map(read, unique) if peers.pool is not None and len(unique) > 1 else map(read, unique)
+    return dict(zip(unique, reads, strict=True))
+
+
+def _tracker_webhook(
+    peers: _Peers, shipment: dict[str, Any], trackers: dict[str, dict[str, Any] | ConnectorError]
+) -> tuple[dict[str, Any] | None, list[dict]]:
     """The webhook Karrio would send for the shipment's state, and the milestones it maps to."""
+    tracker_id = _tracker_wanted(shipment)
     if shipment.get("status") == "cancelled":
         webhook = {"event": "shipment_cancelled", "data": shipment}
-    elif shipment.get("tracker_id"):
-        webhook = {"event": "tracker_updated", "data": peers.karrio.tracker_get(shipment["tracker_id"])}
+    elif tracker_id:
+        tracker = trackers[tracker_id] if tracker_id in trackers else peers.karrio.tracker_get(tracker_id)
+        if isinstance(tracker, ConnectorError):
+            raise tracker
+        webhook = {"event": "tracker_updated", "data": tracker}
     else:
         return None, []
     connector = registry.get("karrio").instance()
     return webhook, connector.map(webhook, peers.tms_config, peers.tms_mappings)
 
 
-def _tms_seen(peers: _Peers, tms_ids: list[str]) -> TmsSeen | None:
-    """The first of the hub's TMS ids the TMS still has, with its tracker's milestones."""
-    for tms_id in sorted(tms_ids):
-        try:
-            shipment = peers.karrio.shipment_get(tms_id)
-        except PermanentError:  # 404: that id is gone from the TMS; another ref may be the live one
-            continue
-        webhook, mapped = _tracker_webhook(peers, shipment)
-        events = [MilestoneEvent.model_validate(m) for m in mapped]
-        return TmsSeen(
-            shipment_id=tms_id,
-            status=str(shipment.get("status") or ""),
-            tracker_id=shipment.get("tracker_id"),
-            milestones=tuple((semantic_key(e, source=peers.tms.slug), e.event_type.value) for e in events),
-            webhook=webhook,
-        )
-    return None
+def _tms_id(tms_ids: list[str], in_tms: dict[str, dict[str, Any]]) -> str | None:
+    """The first of the hub's TMS ids the TMS still has (None: every one is gone from the TMS)."""
+    return next((i for i in sorted(tms_ids) if i in in_tms), None)
+
+
+def _tms_seen(
+    peers: _Peers,
+    tms_ids: list[str],
+    in_tms: dict[str, dict[str, Any]],
+    trackers: dict[str, dict[str, Any] | ConnectorError],
+) -> TmsSeen | None:
+    """The first of the hub's TMS ids the TMS still has (``in_tms``: the page's shipments read in
+    one list call), with its tracker's milestones (``trackers``: the page's, read beforehand)."""
+    tms_id = _tms_id(tms_ids, in_tms)
+    if tms_id is None:
+        return None
+    shipment = in_tms[tms_id]
+    webhook, mapped = _tracker_webhook(peers, shipment, trackers)
+    events = [MilestoneEvent.model_validate(m) for m in mapped]
+    return TmsSeen(
+        shipment_id=tms_id,
+        status=str(shipment.get("status") or ""),
+        tracker_id=shipment.get("tracker_id"),
+        milestones=tuple((semantic_key(e, source=peers.tms.slug), e.event_type.value) for e in events),
+        webhook=webhook,
+    )
 
 
 def _crm_seen(peers: _Peers, customer: str, reference: str) -> CrmSeen | None:
@@ -240,14 +279,32 @@ class _Observed:
 
 
 def _observe(peers: _Peers, shipments: list[Shipment], totals: dict[str, Any]) -> Iterator[_Observed]:
+    """What each system says about a page of shipments: their TMS ids in one query, the TMS's
+    shipments in one list call per 100 ids, each tracker (Karrio lists trackers by no id), and the
+    milestones already on the page's timelines in one query."""
     refs: dict[uuid.UUID, list[str]] = {}
     for object_id, external_id in ExternalRef.objects.filter(
         system=peers.tms_system, entity="shipment", object_id__in=[s.pk for s in shipments]
     ).values_list("object_id", "external_id"):
         refs.setdefault(object_id, []).append(external_id)
+    seen: list[tuple[Shipment, TmsSeen]] = []
+    in_tms: dict[str, dict[str, Any]] | ConnectorError = {}
+    if refs:
+        try:
+            in_tms = peers.karrio.shipments_by_ids([i for ids in refs.values() for i in ids])
+        except ConnectorError as exc:  # the page is unreadable this time; the next run reads it again
+            in_tms = exc
+    trackers: dict[str, dict[str, Any] | ConnectorError] = {}
+    if isinstance(in_tms, dict):
+        chosen = (_tms_id(refs.get(shipment.pk, []), in_tms) for shipment in shipments)
+        trackers = _trackers_read(
+            peers, [tracker for i in chosen if i and (tracker := _tracker_wanted(in_tms[i]))]
+        )
     for shipment in shipments:
         try:
-            tms = _tms_seen(peers, refs.get(shipment.pk, []))
+            if isinstance(in_tms, ConnectorError):
+                raise in_tms
+            tms = _tms_seen(peers, refs.get(shipment.pk, []), in_tms, trackers)
         except (
             ConnectorError,
             ValidationError,
@@ -259,19 +316,23 @@ def _observe(peers: _Peers, shipments: list[Shipment], totals: dict[str, Any]) -
         if tms is None:
             totals["not_in_tms"] = totals.get("not_in_tms", 0) + 1  # order_shipped's concern
             continue
-        keys = {key for key, _ in tms.milestones}
-        on_timeline = set(
-            ShipmentEvent.objects.filter(shipment=shipment, dedupe_key__in=keys).values_list(
-                "dedupe_key", flat=True
-            )
-        )
+        seen.append((shipment, tms))
+    on_timeline: dict[uuid.UUID, set[str]] = {}
+    keys = {key for _shipment, tms in seen for key, _type in tms.milestones}
+    if keys:
+        for shipment_id, dedupe_key in ShipmentEvent.objects.filter(
+            shipment_id__in=[shipment.pk for shipment, _tms in seen], dedupe_key__in=keys
+        ).values_list("shipment_id", "dedupe_key"):
+            on_timeline.setdefault(shipment_id, set()).add(dedupe_key)
+    for shipment, tms in seen:
+        own = {key for key, _type in tms.milestones}
         customer = shipment.customer.code if shipment.customer else ""
         hub = HubSeen(
             reference=shipment.reference,
             status=shipment.status,
             sequence=shipment.sequence,
             customer=customer,
-            event_keys=frozenset(on_timeline),
+            event_keys=frozenset(on_timeline.get(shipment.pk, set()) & own),
         )
         yield _Observed(hub, tms, _crm_seen(peers, customer, shipment.reference) if customer else None)
 
@@ -285,8 +346,10 @@ class ShipmentStatus(Check):
     title = "The hub's shipment status agrees with the TMS tracker and the CRM account"
     systems = ("hub", "tms", "crm")
     every_s = 900
-    defaults = {"window_days": 14, "grace_minutes": 10, "crm": True}
-    page_size = 100  # shipments per keyset page (two TMS reads and two CRM reads each)
+    defaults = {"window_days": 14, "grace_minutes": 10, "crm": True, "tms_concurrency": 4}
+    page_size = (
+        100  # shipments per keyset page: one TMS list call, then one tracker read (and two CRM reads) each
+    )
 
     def estimate(self, ctx: CheckContext) -> int | None:
         tms = ctx.connection("tms")
@@ -296,18 +359,21 @@ class ShipmentStatus(Check):
         peers = _peers(ctx)
         queryset = shipments_examined(ctx, peers.tms_system).select_related("customer").order_by("pk")
         last = None
-        while True:
-            page = list((queryset.filter(pk__gt=last) if last else queryset)[: self.page_size])
-            if not page:
-                return
-            last = page[-1].pk
-            for observed in _observe(peers, page, ctx.totals):
-                ctx.totals["shipments"] = ctx.totals.get("shipments", 0) + 1
-                if status_rank(observed.hub.status) > status_rank(
-                    tms_status(observed.hub.status, observed.tms)
-                ):
-                    ctx.totals["hub_ahead_of_tms"] = ctx.totals.get("hub_ahead_of_tms", 0) + 1
-                yield observed.finding()
+        with ThreadPoolExecutor(
+            max_workers=max(1, int(ctx.options.get("tms_concurrency") or 1)), thread_name_prefix=NAME
+        ) as peers.pool:
+            while True:
+                page = list((queryset.filter(pk__gt=last) if last else queryset)[: self.page_size])
+                if not page:
+                    return
+                last = page[-1].pk
+                for observed in _observe(peers, page, ctx.totals):
+                    ctx.totals["shipments"] = ctx.totals.get("shipments", 0) + 1
+                    if status_rank(observed.hub.status) > status_rank(
+                        tms_status(observed.hub.status, observed.tms)
+                    ):
+                        ctx.totals["hub_ahead_of_tms"] = ctx.totals.get("hub_ahead_of_tms", 0) + 1
+                    yield observed.finding()
 
     # --- Repair --------------------------------------------------------------------------------------
 
