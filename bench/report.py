@@ -235,12 +235,14 @@ def table(results: dict) -> str:
         f"{eo.get('applied_twice_under_different_keys')}, same-key redeliveries {eo.get('redelivered_with_same_key')}",
         eo.get("ok"),
     )
-    widths = [max(len(str(x[i])) for x in [*rows, ("figure", "target", "measured", "met")]) for i in range(4)]
-    lines = [
-        "  ".join(
-            str(c).ljust(w) for c, w in zip(("figure", "target", "measured", "met"), widths, strict=True)
-        )
-    ]
+    return render(rows)
+
+
+def render(rows: list[tuple]) -> str:
+    """Rows of (figure, target, measured, met) as an aligned text table."""
+    header = ("figure", "target", "measured", "met")
+    widths = [max(len(str(x[i])) for x in [*rows, header]) for i in range(4)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(x, widths, strict=True)) for x in rows]
     return "\n".join(lines)

@@ -90,25 +90,25 @@ def cmd_seed(args) -> None:
     )
 
 
-def recreate_database() -> None:
+def recreate_database(name: str = DB_NAME) -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
 
 
-def drop_database() -> None:
+def drop_database(name: str = DB_NAME) -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def flush_redis() -> None:
+def flush_redis(db: int = REDIS_DB) -> None:
     import redis
 
-    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+    redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
 
 
 class Bench:

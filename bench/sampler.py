@@ -10,12 +10,13 @@ import time
 class Sampler(threading.Thread):
     """Samples RSS and CPU time of process groups (leader + descendants) every ``interval`` seconds."""
 
-    def __init__(self, groups: dict, interval: float) -> None:
+    def __init__(self, groups: dict, interval: float, alone: frozenset[str] = frozenset()) -> None:
         super().__init__(daemon=True)
         import psutil
 
         self.psutil = psutil
         self.groups = groups  # name -> callable returning root pids (descendants are added)
+        self.alone = alone  # groups whose root pids are sampled without their descendants
         self.interval = interval
         self.lock = threading.Lock()
         self.cpu: dict[str, dict[int, float]] = {g: {} for g in groups}
@@ -29,7 +30,8 @@ class Sampler(threading.Thread):
             try:
                 root = self.psutil.Process(pid)
                 procs.append(root)
-                procs.extend(root.children(recursive=True))
+                if name not in self.alone:
+                    procs.extend(root.children(recursive=True))
             except self.psutil.Error:
                 continue
         return procs
