@@ -198,7 +198,7 @@ def fake_karrio_serve(port: int, n: int, seed: int) -> None:
 # --- Seeding (this process, Django set up) -----------------------------------------------------------
 
 
-def seed(data: DataSet, karrio_url: str) -> dict:
+def seed(data: DataSet, karrio_url: str, options: dict) -> dict:
     from django.contrib.contenttypes.models import ContentType
 
     from canonical.models import ExternalRef, Shipment, ShipmentEvent
@@ -227,7 +227,7 @@ def seed(data: DataSet, karrio_url: str) -> dict:
         secret=json.dumps({"api_key": "key_rbench", "webhook_secret": "whsec_rbench"}),
     )
     config = check_config(CHECK)
-    config.options = {"connections": {"tms": TMS_SLUG}, "crm": False}
+    config.options = {"connections": {"tms": TMS_SLUG}, "crm": False, **options}
     config.save()
     content_type = ContentType.objects.get_for_model(Shipment)
     chunk = 5000
@@ -327,7 +327,8 @@ class ReconcileBench:
         from reconciliation.models import Discrepancy
 
         self.log(f"seeding {args.shipments:,} shipments")
-        self.results["seed"] = seed(data, f"http://127.0.0.1:{port}")
+        options = {"tms_concurrency": args.tms_concurrency} if args.tms_concurrency else {}
+        self.results["seed"] = seed(data, f"http://127.0.0.1:{port}", options)
         self.stack.check_alive()
         connection.close()  # the run opens its own, as a worker's task would
         self.sampler = Sampler(
@@ -453,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="10,000 shipments")
     p.add_argument("--seed", type=int, default=1, help="seed of the generated data set")
     p.add_argument("--sample-every", type=float, default=0.2, help="seconds between RSS samples")
+    p.add_argument(
+        "--tms-concurrency", type=int, default=0, help="the check's tms_concurrency (default: its own)"
+    )
     p.add_argument("--profile", action="store_true", help="cProfile the run (listing in the log dir)")
     p.add_argument("--keep-db", action="store_true", help=f"keep database {DB_NAME} after the run")
     args = p.parse_args(argv)
