@@ -9,6 +9,7 @@ exercised by each real check's live tests (tests/reconciliation/live/).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
@@ -18,11 +19,13 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from prometheus_client import generate_latest
 
 from canonical.errors import ConflictError, ValidationFailed
 from connectors.errors import PermanentError
 from hub.connections.services import connection_save
+from hub.core.services import periodic_tasks_sync
 from hub.ledger.models import SideEffect
 from hub.ledger.services import side_effect_perform
 from hub.ops.metrics import metrics_registry
@@ -382,3 +385,25 @@ def test_the_admin_lists_discrepancies_by_external_id_and_ignores_them_after_ask
 
     configs = admin_client.get(reverse("admin:reconciliation_checkconfig_changelist")).content.decode()
     assert "Amounts agree (test)" in configs
+
+
+def test_each_check_gets_a_schedule_ops_can_edit_and_a_sync_keeps_their_edit():
+    periodic_tasks_sync()
+    task = PeriodicTask.objects.get(name="crossdock:reconcile:order_shipped")
+    assert (task.task, json.loads(task.args), task.enabled) == (
+        "reconciliation.scheduled",
+        ["order_shipped"],
+        True,
+    )
+    assert task.interval.every == checks.get("order_shipped").every_s
+    task.interval, _ = IntervalSchedule.objects.get_or_create(every=900, period=IntervalSchedule.SECONDS)
+    task.enabled = False
+    task.save()
+
+    periodic_tasks_sync()  # setup_periodic_tasks on the next deploy
+
+    task.refresh_from_db()
+    assert (task.interval.every, task.enabled) == (900, False)
+    sweep = PeriodicTask.objects.get(name="crossdock:sweep")  # the hub's own entries are still reset
+    assert (sweep.task, sweep.enabled) == ("hub.sweep", True)
+    assert not PeriodicTask.objects.filter(name="crossdock:workflows-sweep", enabled=True).exists()
