@@ -19,7 +19,10 @@ def periodic_tasks_sync() -> tuple[int, int, int]:
     created = updated = disabled = 0
     with transaction.atomic():
         for name, entry in PERIODIC_TASKS.items():
-            interval, _ = IntervalSchedule.objects.get_or_create(
+            # first(), not get_or_create: ops may have made a second schedule of the same interval.
+            interval = IntervalSchedule.objects.filter(
+                every=entry.every_s, period=IntervalSchedule.SECONDS
+            ).order_by("pk").first() or IntervalSchedule.objects.create(
                 every=entry.every_s, period=IntervalSchedule.SECONDS
             )
             defaults = {

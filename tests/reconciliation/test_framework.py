@@ -396,7 +396,9 @@ def test_each_check_gets_a_schedule_ops_can_edit_and_a_sync_keeps_their_edit():
         True,
     )
     assert task.interval.every == checks.get("order_shipped").every_s
-    task.interval, _ = IntervalSchedule.objects.get_or_create(every=900, period=IntervalSchedule.SECONDS)
+    task.interval = IntervalSchedule.objects.create(
+        every=900, period=IntervalSchedule.SECONDS
+    )  # a second 900 s row
     task.enabled = False
     task.save()
 
