@@ -43,7 +43,6 @@ Subcommands prefixed with ``_`` are internal (sink, seeding, stats, profile).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -54,38 +53,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 # report.py (database figures and the table), seed.py (seeding).
 from bench.profiler import cmd_profile
 from bench.report import cmd_dbstats, table
-from bench.runner import DB_NAME, Bench, cmd_seed
+from bench.runner import DB_NAME, Bench, cmd_seed, run_reported
 from bench.sink import phase_sink_serve
 from bench.stack import ROOT
 
 
 def cmd_run(args) -> int:
     bench = Bench(args)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
-    code = 0
-    try:
-        if args.soak:
-            bench.run_soak()
-        elif args.profile_only:
-            bench.run_profile_only()
-        else:
-            bench.run_main()
-    except KeyboardInterrupt:
-        bench.log("interrupted: cleaning up")
-        bench.results["error"] = "interrupted"
-        code = 130
-    except Exception as exc:
-        bench.log(f"failed: {type(exc).__name__}: {exc}")
-        bench.results["error"] = f"{type(exc).__name__}: {exc}"
-        code = 1
-    finally:
-        bench.cleanup()
-    path = bench.write()
+    if args.soak:
+        step = bench.run_soak
+    elif args.profile_only:
+        step = bench.run_profile_only
+    else:
+        step = bench.run_main
+    code, path = run_reported(bench, step)
     if bench.results.get("phases"):
         print()
         print(table(bench.results))

@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the repo root
 
 from bench.report import render
-from bench.runner import Bench, drop_database, flush_redis, recreate_database
+from bench.runner import Bench, drop_database, flush_redis, recreate_database, run_reported
 from bench.sampler import Sampler
 from bench.seed import django_setup
 from bench.sink import JSONHandler, listen
@@ -468,25 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         fake_karrio_serve(args.port, args.shipments, args.seed)
         return 0
     bench = ReconcileBench(args)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    code = 0
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        bench.log("interrupted: cleaning up")
-        bench.results["error"] = "interrupted"
-        code = 130
-    except Exception as exc:
-        bench.log(f"failed: {type(exc).__name__}: {exc}")
-        bench.results["error"] = f"{type(exc).__name__}: {exc}"
-        code = 1
-    finally:
-        bench.cleanup()
-    path = bench.write()
+    code, path = run_reported(bench, bench.run)
     if bench.results.get("run"):
         print()
         print(bench.table())

@@ -13,6 +13,7 @@ import http.client
 import importlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -88,6 +89,32 @@ def cmd_seed(args) -> None:
     print(
         json.dumps({"key": key, "shipments": args.shipments, "seconds": round(time.monotonic() - started, 2)})
     )
+
+
+def run_reported(bench, step) -> tuple[int, Path]:
+    """Run a benchmark's ``step`` with SIGTERM/SIGHUP as an interrupt, record any failure in its
+    results, always clean up, and write the results. Returns (exit code, results path): 0, 1 on
+    an error, 130 when interrupted."""
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    code = 0
+    try:
+        step()
+    except KeyboardInterrupt:
+        bench.log("interrupted: cleaning up")
+        bench.results["error"] = "interrupted"
+        code = 130
+    except Exception as exc:
+        bench.log(f"failed: {type(exc).__name__}: {exc}")
+        bench.results["error"] = f"{type(exc).__name__}: {exc}"
+        code = 1
+    finally:
+        bench.cleanup()
+    return code, bench.write()
 
 
 def recreate_database(name: str = DB_NAME) -> None:
